@@ -176,7 +176,7 @@ static int jq_take(void *vc, qb_job *job, int wait_ms) {
     }
     size_t len = 0;
     const uint8_t *p = jobq_job_payload(j, &len);
-    if (len > QB_MAX_PAYLOAD || (!p && len)) {
+    if (!p || len > QB_MAX_PAYLOAD) { /* NULL only for an invalid job handle */
         fprintf(stderr, "jobq reserve: job %llu: bad payload (%zu bytes)\n", (unsigned long long)jobq_job_id(j), len);
         jobq_job_free(j);
         return -1;
