@@ -1,0 +1,358 @@
+//! `jobq`: an open queue file (Rust: `Queue`). Thread-safe: share one handle
+//! between all threads of a process. Owned by the caller from `jobq_open`
+//! until `jobq_close`.
+
+use std::collections::HashSet;
+use std::ffi::{c_char, c_void, CString};
+use std::mem::size_of;
+use std::ptr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::handle::Registry;
+use super::job::{jobq_job, register_job};
+use super::jobq_status::{self, *};
+
+use super::{boundary, boundary_or, c_str, c_str_opt};
+use crate::config::Config;
+use crate::error::Error;
+use crate::queue::{Put, PutOptions, Queue};
+
+/// An open queue file. Safe to share between threads.
+pub struct jobq {
+    _opaque: [u8; 0],
+}
+
+pub(crate) static QUEUES: Registry<Queue> = Registry::new(1, "jobq");
+
+/// Options of one put. Initialise with `jobq_put_opts_init(&opts)` (a macro
+/// that passes the struct's size from your compile time), then set fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct jobq_put_opts {
+    /// Set by jobq_put_opts_init; lets the struct grow without breaking the ABI.
+    pub struct_size: u32,
+    /// Smaller runs first; ties run in put order (FIFO); default 0.
+    pub priority: i32,
+    /// Not delivered before now + delay_ms; default 0.
+    pub delay_ms: u64,
+    /// 0 = the queue file's max_attempts.
+    pub max_attempts: u32,
+    /// 0 = the queue file's lease_ms.
+    pub lease_ms: u64,
+    /// NULL = none; see JOBQ_DUPLICATE. Copied by jobq_put.
+    pub unique_key: *const c_char,
+}
+
+/// The size of the first shipped jobq_put_opts: the smallest accepted.
+const PUT_OPTS_V1_SIZE: usize = size_of::<jobq_put_opts>();
+
+const PUT_OPTS_DEFAULT: jobq_put_opts = jobq_put_opts {
+    struct_size: PUT_OPTS_V1_SIZE as u32,
+    priority: 0,
+    delay_ms: 0,
+    max_attempts: 0,
+    lease_ms: 0,
+    unique_key: ptr::null(),
+};
+
+/// One item of jobq_put_batch: `len` bytes at `data` (NULL allowed when len is 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct jobq_payload {
+    pub data: *const c_void,
+    pub len: usize,
+}
+
+/// Writes the defaults into `*opts`, which the caller says is `size` bytes
+/// (use the jobq_put_opts_init macro, which passes `sizeof *(opts)`). Bytes
+/// past the fields this library knows are zeroed. NULL or size < 4: no-op.
+#[no_mangle]
+pub extern "C" fn jobq_put_opts_init_sized(opts: *mut jobq_put_opts, size: usize) {
+    boundary_or((), || init_sized(opts, size, &PUT_OPTS_DEFAULT))
+}
+
+/// Sets the defaults of the first shipped layout. For callers that cannot use
+/// the macro (dlsym); C code gets the jobq_put_opts_init macro instead.
+#[no_mangle]
+pub extern "C" fn jobq_put_opts_init(opts: *mut jobq_put_opts) {
+    jobq_put_opts_init_sized(opts, PUT_OPTS_V1_SIZE)
+}
+
+/// Shared by the options structs: zero the caller's `size` bytes, copy in the
+/// known defaults that fit, and record `size` in the leading `struct_size`.
+pub(crate) fn init_sized<T: Copy>(opts: *mut T, size: usize, defaults: &T) {
+    if opts.is_null() || size < size_of::<u32>() || size > u32::MAX as usize {
+        return;
+    }
+    let known = size.min(size_of::<T>());
+    // SAFETY: the caller says `opts` points to `size` writable bytes (the init
+    // macro passes sizeof of its own struct); we write `size` bytes, then
+    // `known <= size` bytes, then the leading u32 (size >= 4), all within that.
+    unsafe {
+        ptr::write_bytes(opts.cast::<u8>(), 0, size);
+        ptr::copy_nonoverlapping((defaults as *const T).cast::<u8>(), opts.cast::<u8>(), known);
+        ptr::write_unaligned(opts.cast::<u32>(), size as u32);
+    }
+}
+
+/// Reads the part of a caller's options struct that lies within its
+/// `struct_size`; the rest keeps `defaults`. Too small a struct_size is an error.
+pub(crate) fn read_sized<T: Copy>(opts: *const T, defaults: &T, min_size: usize, what: &str) -> Result<T, Error> {
+    let mut out = *defaults;
+    if opts.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: non-NULL; every options struct starts with a u32 struct_size.
+    let size = unsafe { ptr::read_unaligned(opts.cast::<u32>()) } as usize;
+    if size < min_size {
+        return Err(Error::InvalidArg(format!(
+            "{what}.struct_size is {size}, less than {min_size}: initialise it with {what}_init()"
+        )));
+    }
+    // SAFETY: the caller's struct is `size` bytes (set by the init macro); we
+    // read at most that many, and at most the size of our own layout.
+    unsafe { ptr::copy_nonoverlapping(opts.cast::<u8>(), (&mut out as *mut T).cast::<u8>(), size.min(size_of::<T>())) };
+    Ok(out)
+}
+
+fn put_options(opts: *const jobq_put_opts) -> Result<PutOptions, Error> {
+    let o = read_sized(opts, &PUT_OPTS_DEFAULT, PUT_OPTS_V1_SIZE, "jobq_put_opts")?;
+    Ok(PutOptions {
+        priority: o.priority,
+        delay_ms: o.delay_ms,
+        max_attempts: (o.max_attempts != 0).then_some(o.max_attempts),
+        lease_ms: (o.lease_ms != 0).then_some(o.lease_ms),
+        unique_key: c_str_opt(o.unique_key, "unique_key")?.map(str::to_owned),
+    })
+}
+
+/// `len` bytes at `data` as a slice; NULL is allowed only with length 0.
+pub(crate) fn bytes<'a>(data: *const c_void, len: usize, what: &str) -> Result<&'a [u8], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(Error::InvalidArg(format!("{what} is NULL but its length is {len}")));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArg(format!("{what} length {len} is impossibly large")));
+    }
+    // SAFETY: non-NULL, len <= isize::MAX, and the C contract says `data`
+    // points to `len` readable bytes that stay valid for this call.
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// Opens (creating with mode 0600 if missing) the queue file at `path`.
+/// `config_json`: NULL for defaults, or a JSON object (see the README for
+/// keys); an unknown key is JOBQ_E_INVALID_ARG naming it. *out is written on
+/// success only. The handle belongs to this process: after fork(), the
+/// child must open its own.
+#[no_mangle]
+pub extern "C" fn jobq_open(path: *const c_char, config_json: *const c_char, out: *mut *mut jobq) -> jobq_status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Error::InvalidArg("out is NULL".into()));
+        }
+        let path = c_str(path, "path")?;
+        let config = Config::from_json(c_str_opt(config_json, "config_json")?)?;
+        let queue = Queue::open(path, config)?;
+        let handle = QUEUES.insert(Arc::new(queue));
+        // SAFETY: `out` is non-NULL and, per the contract, points to a writable jobq*.
+        unsafe { out.write(handle) };
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Closes the queue: waiting reserves return JOBQ_E_SHUTDOWN and every thread
+/// the library started for it is joined. JOBQ_E_BUSY (and nothing closed)
+/// while workers run. A second close gives JOBQ_E_HANDLE.
+#[no_mangle]
+pub extern "C" fn jobq_close(q: *mut jobq) -> jobq_status {
+    boundary(|| {
+        let queue = QUEUES.get(q)?;
+        queue.close()?;
+        let _ = QUEUES.remove(q);
+        Ok(JOBQ_OK)
+    })
+}
+
+fn write_id(out_id: *mut u64, id: u64) {
+    if !out_id.is_null() {
+        // SAFETY: non-NULL, and the contract says it points to a writable uint64_t.
+        unsafe { out_id.write(id) };
+    }
+}
+
+/// Stores a job in `queue` (created on first use). Returns once the job is
+/// stored with the file's durability. JOBQ_DUPLICATE: a live job with the
+/// same unique_key exists, and *out_id is its id. `opts` NULL = defaults;
+/// `payload` may be NULL when `len` is 0; `out_id` is nullable.
+#[no_mangle]
+pub extern "C" fn jobq_put(
+    q: *mut jobq,
+    queue: *const c_char,
+    payload: *const c_void,
+    len: usize,
+    opts: *const jobq_put_opts,
+    out_id: *mut u64,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        let payload = bytes(payload, len, "payload")?;
+        let opts = put_options(opts)?;
+        let put = handle.put(name, payload, &opts)?;
+        write_id(out_id, put.id());
+        Ok(match put {
+            Put::Stored(_) => JOBQ_OK,
+            Put::Duplicate(_) => JOBQ_DUPLICATE,
+        })
+    })
+}
+
+/// Stores `n` jobs in one transaction, or none. `out_ids`, if not NULL, has
+/// `n` slots and receives the ids in order. A unique_key is accepted only
+/// with n == 1 (it names one job).
+#[no_mangle]
+pub extern "C" fn jobq_put_batch(
+    q: *mut jobq,
+    queue: *const c_char,
+    items: *const jobq_payload,
+    n: usize,
+    opts: *const jobq_put_opts,
+    out_ids: *mut u64,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        if n > 0 && items.is_null() {
+            return Err(Error::InvalidArg(format!("items is NULL but n is {n}")));
+        }
+        if n > isize::MAX as usize / size_of::<jobq_payload>() {
+            return Err(Error::InvalidArg(format!("n = {n} is impossibly large")));
+        }
+        let items: &[jobq_payload] = if n == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL, the size fits isize, and the contract says
+            // `items` points to `n` readable jobq_payload values.
+            unsafe { std::slice::from_raw_parts(items, n) }
+        };
+        let payloads = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| bytes(it.data, it.len, &format!("items[{i}].data")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let opts = put_options(opts)?;
+        let puts = handle.put_batch(name, &payloads, &opts)?;
+        if !out_ids.is_null() {
+            for (i, put) in puts.iter().enumerate() {
+                // SAFETY: the contract says a non-NULL `out_ids` has `n` writable slots; i < n.
+                unsafe { out_ids.add(i).write(put.id()) };
+            }
+        }
+        Ok(if puts.iter().any(|p| matches!(p, Put::Duplicate(_))) { JOBQ_DUPLICATE } else { JOBQ_OK })
+    })
+}
+
+/// Delivers the ready job of `queue` with the smallest (priority, id),
+/// leased for its lease_ms. `timeout_ms`: 0 = don't wait, < 0 = wait
+/// forever, > 0 = up to that long; JOBQ_TIMEOUT when nothing came. Free the
+/// job with jobq_job_free whatever happens to it.
+#[no_mangle]
+pub extern "C" fn jobq_reserve(
+    q: *mut jobq,
+    queue: *const c_char,
+    timeout_ms: i64,
+    out: *mut *mut jobq_job,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        if out.is_null() {
+            return Err(Error::InvalidArg("out is NULL".into()));
+        }
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        match handle.reserve(name, timeout)? {
+            None => Ok(JOBQ_TIMEOUT),
+            Some(job) => {
+                let h = register_job(Arc::new(job));
+                // SAFETY: `out` is non-NULL and, per the contract, points to a writable jobq_job*.
+                unsafe { out.write(h) };
+                Ok(JOBQ_OK)
+            }
+        }
+    })
+}
+
+/// Dead -> ready for up to `max` jobs of `queue`, oldest first, attempts
+/// reset. A dead job whose unique_key is now held by a live job stays dead.
+/// `out_kicked` (nullable) receives how many were kicked.
+#[no_mangle]
+pub extern "C" fn jobq_kick(q: *mut jobq, queue: *const c_char, max: u64, out_kicked: *mut u64) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        let kicked = handle.kick(name, max)?;
+        write_id(out_kicked, kicked);
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Removes a job that is not currently delivered (ready, scheduled, dead, or
+/// reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
+/// live lease, JOBQ_E_NOT_FOUND if there is no such job.
+#[no_mangle]
+pub extern "C" fn jobq_cancel(q: *mut jobq, id: u64) -> jobq_status {
+    boundary(|| {
+        QUEUES.get(q)?.cancel(id)?;
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Strings the library handed out and not yet freed: jobq_string_free
+/// accepts only these, so a double free or a foreign pointer is harmless.
+static STRINGS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+pub(crate) fn give_string(text: String) -> Result<*mut c_char, Error> {
+    let raw = CString::new(text).map_err(|_| Error::Internal("string with NUL".into()))?.into_raw();
+    STRINGS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashSet::new).insert(raw.addr());
+    Ok(raw)
+}
+
+/// Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
+/// "reserved":n,"dead":n}}}`. Free *out_json with jobq_string_free.
+#[no_mangle]
+pub extern "C" fn jobq_stats_json(q: *mut jobq, out_json: *mut *mut c_char) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        if out_json.is_null() {
+            return Err(Error::InvalidArg("out_json is NULL".into()));
+        }
+        let stats = handle.stats()?;
+        let text = serde_json::to_string(&stats).map_err(|e| Error::Internal(e.to_string()))?;
+        let raw = give_string(text)?;
+        // SAFETY: non-NULL, and the contract says it points to a writable char*.
+        unsafe { out_json.write(raw) };
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Frees a string the library returned. NULL, or a pointer already freed
+/// or not from jobq, is ignored.
+#[no_mangle]
+pub extern "C" fn jobq_string_free(s: *mut c_char) {
+    boundary_or((), || {
+        if s.is_null() {
+            return;
+        }
+        let known =
+            STRINGS.lock().unwrap_or_else(PoisonError::into_inner).as_mut().is_some_and(|set| set.remove(&s.addr()));
+        if known {
+            // SAFETY: `s` came from CString::into_raw in give_string and was
+            // still registered, so it was not freed before.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    })
+}

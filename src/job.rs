@@ -1,0 +1,129 @@
+//! `Job`: one delivery of a job. Finishing it (ack, fail, release, bury)
+//! presents the delivery's lease token, so a delivery whose lease expired
+//! and which went to someone else can never finish the new delivery.
+
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+
+use crate::backoff::retry_delay_ms;
+use crate::error::{Error, Result};
+use crate::queue::{Inner, MAX_DELAY_MS};
+use crate::store::{self, Delivery, Finish};
+
+/// One delivered job. May move between threads; finish it from one at a time.
+pub struct Job {
+    inner: Arc<Inner>,
+    queue: String,
+    id: u64,
+    attempt: u32,
+    token: i64,
+    lease_ms: u64,
+    payload: Vec<u8>,
+    finished: AtomicBool,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("attempt", &self.attempt)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl Job {
+    pub(crate) fn new(inner: Arc<Inner>, queue: String, d: Delivery) -> Job {
+        Job {
+            inner,
+            queue,
+            id: d.id,
+            attempt: d.attempt,
+            token: d.token,
+            lease_ms: d.lease_ms,
+            payload: d.payload,
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    /// 1 on the first delivery; a release does not count.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The lease of this job, in ms (the renewal period of workers derives from it).
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms
+    }
+    /// Whether this delivery was finished (or found stale) through this handle.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(SeqCst)
+    }
+
+    /// Done: the job is removed.
+    pub fn ack(&self) -> Result<()> {
+        self.apply(Finish::Ack, false, true)
+    }
+
+    /// Retry after the backoff delay, or dead if this was the last allowed attempt.
+    pub fn fail(&self, reason: Option<&str>) -> Result<()> {
+        let c = &self.inner.config;
+        let delay_ms = retry_delay_ms(self.attempt, c.backoff_base_ms, c.backoff_max_ms, c.backoff_jitter);
+        self.apply(Finish::Fail { reason: reason.map(str::to_owned), delay_ms }, true, true)
+    }
+
+    /// Give it back unfinished, ready again after `delay_ms`; not counted as a failure.
+    pub fn release(&self, delay_ms: u64) -> Result<()> {
+        if delay_ms > MAX_DELAY_MS {
+            return Err(Error::invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
+        }
+        self.apply(Finish::Release { delay_ms }, true, true)
+    }
+
+    /// Extends the lease to now + `lease_ms` (0 = the job's lease_ms).
+    pub fn touch(&self, lease_ms: u64) -> Result<()> {
+        if lease_ms > MAX_DELAY_MS {
+            return Err(Error::invalid(format!("lease_ms must be at most {MAX_DELAY_MS}")));
+        }
+        self.apply(Finish::Touch { lease_ms }, false, false)
+    }
+
+    /// Dead now, with `reason` as its last error.
+    pub fn bury(&self, reason: Option<&str>) -> Result<()> {
+        self.apply(Finish::Bury { reason: reason.map(str::to_owned) }, false, true)
+    }
+
+    /// `wakes`: whether the outcome can make a job ready (or change when).
+    /// `ends`: whether it ends this delivery (all but touch).
+    fn apply(&self, finish: Finish, wakes: bool, ends: bool) -> Result<()> {
+        if self.finished.load(SeqCst) {
+            return Err(Error::State(format!("job {}: this delivery was already finished", self.id)));
+        }
+        self.inner.check_open()?;
+        let (id, token) = (self.id, self.token);
+        // No finish needs an fsync before it returns: if a power loss undoes
+        // one, the job is delivered again (at-least-once), never lost.
+        let current =
+            self.inner.writer.submit(false, wakes, move |conn, now| store::finish(conn, id, token, &finish, now))?;
+        if !current {
+            self.finished.store(true, SeqCst);
+            return Err(Error::State(format!(
+                "job {id}: this delivery is no longer current (already finished, or its lease \
+                 expired and the job was delivered again)"
+            )));
+        }
+        if ends {
+            self.finished.store(true, SeqCst);
+        }
+        Ok(())
+    }
+}

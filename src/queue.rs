@@ -1,0 +1,464 @@
+//! `Queue`: an open queue file. Owns the writer thread (group commit), a
+//! read connection for stats, and the watcher that notices other
+//! processes' commits. Cheap to clone; all clones share one file handle set.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::clock::{Clock, SystemClock};
+use crate::commit::Writer;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::notify::{Notifier, MAX_POLL, MIN_POLL};
+use crate::store::{self, NewJob, QueueCounts};
+
+/// Longest accepted queue name, in bytes.
+pub const MAX_QUEUE_NAME: usize = 1024;
+/// Longest accepted unique key, in bytes.
+pub const MAX_UNIQUE_KEY: usize = 4096;
+/// How often (ms) a reserve that finds nothing checks whether the holders of
+/// other leases in the queue are still alive.
+const OWNER_SCAN_MS: i64 = 200;
+/// Largest delay or lease accepted from a caller (~3 years), in ms.
+pub const MAX_DELAY_MS: u64 = 100_000_000_000;
+
+/// Options of one put. `Default` = priority 0, no delay, the file's
+/// max_attempts and lease_ms, no unique key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Smaller runs first; ties run in put order.
+    pub priority: i32,
+    /// Not delivered before now + delay_ms.
+    pub delay_ms: u64,
+    /// `None` = the file's `max_attempts`.
+    pub max_attempts: Option<u32>,
+    /// `None` = the file's `lease_ms`.
+    pub lease_ms: Option<u64>,
+    /// At most one live job per (queue, key).
+    pub unique_key: Option<String>,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Stored(u64),
+    /// A live job with the same unique key exists: its id.
+    Duplicate(u64),
+}
+
+impl Put {
+    pub fn id(self) -> u64 {
+        match self {
+            Put::Stored(id) | Put::Duplicate(id) => id,
+        }
+    }
+}
+
+/// Counts per queue, as `jobq_stats_json` prints them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub queues: BTreeMap<String, QueueCounts>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) writer: Writer,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) closed: Arc<AtomicBool>,
+    pub(crate) active_workers: AtomicUsize,
+    last_owner_scan: Arc<AtomicI64>,
+    /// Queues this handle knows to be recorded in the file (skips an insert per put).
+    known_queues: Mutex<HashSet<String>>,
+    reader: Mutex<Connection>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    owner: String,
+}
+
+/// An open queue file. Safe to share between threads (clone it or put it in an Arc).
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("path", &self.inner.path).finish()
+    }
+}
+
+pub(crate) fn check_queue_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("queue name is empty"));
+    }
+    if name.len() > MAX_QUEUE_NAME {
+        return Err(Error::invalid(format!("queue name longer than {MAX_QUEUE_NAME} bytes")));
+    }
+    Ok(())
+}
+
+impl Queue {
+    /// Opens (creating if missing) the queue file at `path`.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Queue> {
+        Self::open_with_clock(path, config, Arc::new(SystemClock))
+    }
+
+    /// Like `open`, with a substitute clock (tests move time without sleeping).
+    pub fn open_with_clock(path: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Queue> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("path is empty"));
+        }
+        if path.to_str().is_some_and(|p| p.starts_with("postgres://") || p.starts_with("postgresql://")) {
+            return Err(Error::invalid("PostgreSQL paths are reserved for a later backend"));
+        }
+        // Create the file ourselves so that it gets the configured mode (SQLite
+        // would use 0644); its -wal and -shm files inherit the mode from it.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(config.file_mode)
+            .open(&path)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let write_conn = store::connect(&path, &config)?;
+        store::prepare_schema(&write_conn, &path)?;
+        let reader = store::connect(&path, &config)?;
+        let watch_conn = store::connect(&path, &config)?;
+        let notifier = Arc::new(Notifier::default());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (writer, writer_thread) = Writer::start(write_conn, config.durability, clock.clone(), notifier.clone())?;
+        let watcher_thread = {
+            let (notifier, closed) = (notifier.clone(), closed.clone());
+            std::thread::Builder::new()
+                .name("jobq-watcher".into())
+                .spawn(move || watch(watch_conn, &notifier, &closed))
+                .map_err(|e| {
+                    writer.stop();
+                    Error::Internal(format!("cannot start the watcher thread: {e}"))
+                })?
+        };
+        notifier.set_watcher(watcher_thread.thread().clone());
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                path,
+                config,
+                clock,
+                writer,
+                notifier,
+                closed,
+                active_workers: AtomicUsize::new(0),
+                last_owner_scan: Arc::new(AtomicI64::new(i64::MIN / 2)),
+                known_queues: Mutex::new(HashSet::new()),
+                reader: Mutex::new(reader),
+                threads: Mutex::new(vec![writer_thread, watcher_thread]),
+                owner: crate::process::current_owner(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Closes the file: waiting reserves return `Shutdown`, the writer
+    /// finishes what it has, and every thread the queue started is joined.
+    /// `Busy` while workers run. Closing twice is a no-op.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Stores one job; returns once it is durable under the file's durability.
+    pub fn put(&self, queue: &str, payload: &[u8], opts: &PutOptions) -> Result<Put> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        check_queue_name(queue)?;
+        inner.check_payload(payload.len())?;
+        let (max_attempts, lease_ms) = inner.check_put_options(opts)?;
+        let (queue, payload, key, priority, delay) =
+            (queue.to_owned(), payload.to_vec(), opts.unique_key.clone(), opts.priority, opts.delay_ms);
+        let name_copy = queue.clone();
+        let known = inner.is_known(&queue);
+        let put = inner.writer.submit(true, true, move |conn, now| {
+            if !known {
+                store::add_queue(conn, &queue, now)?;
+            }
+            if let Some(key) = key.as_deref() {
+                if let Some(id) = store::live_unique(conn, &queue, key)? {
+                    return Ok(Put::Duplicate(id));
+                }
+            }
+            let job = NewJob {
+                queue: &queue,
+                payload: &payload,
+                priority,
+                run_at: now.saturating_add(delay as i64),
+                max_attempts,
+                lease_ms,
+                unique_key: key.as_deref(),
+            };
+            Ok(Put::Stored(store::insert(conn, &job, now)?))
+        })?;
+        if !known {
+            inner.mark_known(&name_copy);
+        }
+        Ok(put)
+    }
+
+    /// Stores all payloads in one transaction, or none. A unique key names
+    /// one job, so it is accepted only for a batch of one.
+    pub fn put_batch(&self, queue: &str, payloads: &[&[u8]], opts: &PutOptions) -> Result<Vec<Put>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        check_queue_name(queue)?;
+        if opts.unique_key.is_some() && payloads.len() > 1 {
+            return Err(Error::invalid("a unique_key names one job: put_batch takes it only for a batch of 1"));
+        }
+        if payloads.len() == 1 {
+            return Ok(vec![self.put(queue, payloads[0], opts)?]);
+        }
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        for p in payloads {
+            inner.check_payload(p.len())?;
+        }
+        let (max_attempts, lease_ms) = inner.check_put_options(opts)?;
+        let queue = queue.to_owned();
+        let name_copy = queue.clone();
+        let known = inner.is_known(&queue);
+        let payloads: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_vec()).collect();
+        let (priority, delay) = (opts.priority, opts.delay_ms);
+        let puts = inner.writer.submit(true, true, move |conn, now| {
+            conn.execute_batch("SAVEPOINT put_batch")?;
+            if !known {
+                store::add_queue(conn, &queue, now)?;
+            }
+            let stored = payloads
+                .iter()
+                .map(|payload| {
+                    let job = NewJob {
+                        queue: &queue,
+                        payload,
+                        priority,
+                        run_at: now.saturating_add(delay as i64),
+                        max_attempts,
+                        lease_ms,
+                        unique_key: None,
+                    };
+                    store::insert(conn, &job, now).map(Put::Stored)
+                })
+                .collect::<Result<Vec<_>>>();
+            match stored {
+                Ok(ids) => {
+                    conn.execute_batch("RELEASE put_batch")?;
+                    Ok(ids)
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK TO put_batch; RELEASE put_batch");
+                    Err(e)
+                }
+            }
+        })?;
+        if !known {
+            inner.mark_known(&name_copy);
+        }
+        Ok(puts)
+    }
+
+    /// Delivers the ready job of `queue` with the smallest (priority, id).
+    /// `timeout`: `Some(ZERO)` = don't wait, `None` = wait forever.
+    pub fn reserve(&self, queue: &str, timeout: Option<Duration>) -> Result<Option<Job>> {
+        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+        self.reserve_until(queue, deadline, None)
+    }
+
+    /// Reserve that also gives up when `stop` is set (and the notifier bumped).
+    pub(crate) fn reserve_until(
+        &self,
+        queue: &str,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Option<Job>> {
+        let inner = &self.inner;
+        check_queue_name(queue)?;
+        loop {
+            inner.check_open()?;
+            let seen = inner.notifier.generation();
+            let (name, owner) = (queue.to_owned(), inner.owner.clone());
+            let last_scan = inner.last_owner_scan.clone();
+            let (delivery, next_due, others_hold) = inner.writer.submit(false, false, move |conn, now| {
+                let mut d = store::reserve(conn, &name, now, &owner)?;
+                let mut others_hold = false;
+                // Nothing ready: maybe a dead process holds jobs. /proc is
+                // read at most every OWNER_SCAN_MS per queue handle.
+                if d.is_none() && now - last_scan.load(SeqCst) >= OWNER_SCAN_MS {
+                    last_scan.store(now, SeqCst);
+                    let (reclaimed, alive) =
+                        store::reclaim_dead_owners(conn, &name, now, &owner, crate::process::owner_is_dead)?;
+                    others_hold = alive;
+                    if reclaimed > 0 {
+                        d = store::reserve(conn, &name, now, &owner)?;
+                    }
+                }
+                let next = if d.is_none() { store::next_due(conn, &name)? } else { None };
+                Ok((d, next, others_hold))
+            })?;
+            if let Some(d) = delivery {
+                return Ok(Some(Job::new(self.inner.clone(), queue.to_owned(), d)));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
+                return Ok(None);
+            }
+            let mut until = deadline.unwrap_or_else(far_future);
+            if let Some(due) = next_due {
+                let wait_ms = due.saturating_sub(inner.clock.now_ms()).max(0) as u64;
+                until = until.min(now + Duration::from_millis(wait_ms));
+            }
+            if others_hold {
+                // Other processes hold leases here: look again soon in case one dies.
+                until = until.min(now + Duration::from_millis(OWNER_SCAN_MS as u64));
+            }
+            inner.notifier.wait(seen, until, stop);
+        }
+    }
+
+    /// Dead -> ready for up to `max` jobs of `queue`, oldest first; attempts reset.
+    pub fn kick(&self, queue: &str, max: u64) -> Result<u64> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        let queue = queue.to_owned();
+        self.inner.writer.submit(true, true, move |conn, now| store::kick(conn, &queue, max, now))
+    }
+
+    /// Removes a job that is not currently delivered.
+    pub fn cancel(&self, id: u64) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.writer.submit(true, false, move |conn, now| store::cancel(conn, id, now))
+    }
+
+    /// Counts per queue: ready, scheduled (waiting for a delay or backoff),
+    /// reserved (with a live lease) and dead.
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner.check_open()?;
+        let conn = self.inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let queues = store::counts(&conn, self.inner.clock.now_ms())?;
+        Ok(Stats { queues: queues.into_iter().collect() })
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+impl Inner {
+    fn is_known(&self, queue: &str) -> bool {
+        self.known_queues.lock().unwrap_or_else(PoisonError::into_inner).contains(queue)
+    }
+
+    fn mark_known(&self, queue: &str) {
+        self.known_queues.lock().unwrap_or_else(PoisonError::into_inner).insert(queue.to_owned());
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(SeqCst) {
+            Err(Error::Shutdown("the queue is closed".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_payload(&self, len: usize) -> Result<()> {
+        if len as u64 > self.config.max_payload_bytes {
+            return Err(Error::TooBig { len, max: self.config.max_payload_bytes as usize });
+        }
+        Ok(())
+    }
+
+    fn check_put_options(&self, opts: &PutOptions) -> Result<(u32, u64)> {
+        if opts.delay_ms > MAX_DELAY_MS {
+            return Err(Error::invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
+        }
+        let lease_ms = match opts.lease_ms {
+            None | Some(0) => self.config.lease_ms,
+            Some(ms) if ms > MAX_DELAY_MS => {
+                return Err(Error::invalid(format!("lease_ms must be at most {MAX_DELAY_MS}")))
+            }
+            Some(ms) => ms,
+        };
+        let max_attempts = match opts.max_attempts {
+            None | Some(0) => self.config.max_attempts,
+            Some(n) => n,
+        };
+        if let Some(key) = &opts.unique_key {
+            if key.len() > MAX_UNIQUE_KEY {
+                return Err(Error::invalid(format!("unique_key longer than {MAX_UNIQUE_KEY} bytes")));
+            }
+        }
+        Ok((max_attempts, lease_ms))
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.active_workers.load(SeqCst) > 0 {
+            return Err(Error::Busy("workers are still running on this queue; stop them first".into()));
+        }
+        if self.closed.swap(true, SeqCst) {
+            return Ok(());
+        }
+        self.notifier.bump();
+        self.writer.stop();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.active_workers.store(0, SeqCst);
+        let _ = self.close();
+    }
+}
+
+/// The watcher: while someone waits in a reserve, polls `PRAGMA
+/// data_version` (a read of shared memory, no I/O) to notice commits of
+/// other processes, and wakes the waiters. Sleeps while nobody waits.
+fn watch(conn: Connection, notifier: &Notifier, closed: &AtomicBool) {
+    let mut last = store::data_version(&conn).ok();
+    let mut interval = MIN_POLL;
+    while !closed.load(SeqCst) {
+        if notifier.waiters() == 0 {
+            std::thread::park_timeout(Duration::from_secs(1));
+            interval = MIN_POLL;
+            continue;
+        }
+        let now = store::data_version(&conn).ok();
+        if now != last {
+            last = now;
+            notifier.bump();
+            interval = MIN_POLL;
+        } else {
+            interval = (interval * 2).min(MAX_POLL);
+        }
+        std::thread::park_timeout(interval);
+    }
+}

@@ -1,0 +1,256 @@
+//! `Worker`: a pool of handler threads working one queue. Each thread
+//! reserves a job, runs the handler, and stores its outcome; a renewal
+//! thread keeps the leases of running handlers alive so a long job is not
+//! delivered twice. Stopping is graceful: no new jobs are taken, running
+//! handlers finish and their outcomes are stored.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::queue::{check_queue_name, Queue};
+
+/// What a handler decided about its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledge: the job is removed.
+    Done,
+    /// Fail: retried after backoff, or dead when attempts are used up.
+    Retry,
+    /// Dead now.
+    Bury,
+}
+
+/// The function a worker runs for each job. Called on the pool's threads,
+/// up to `concurrency` at once.
+pub type Handler = Arc<dyn Fn(&Arc<Job>) -> Outcome + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// Handler threads; at least 1.
+    pub concurrency: u32,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { concurrency: 1 }
+    }
+}
+
+/// Most handler threads one worker may have.
+pub const MAX_CONCURRENCY: u32 = 1024;
+
+struct Running {
+    job: Arc<Job>,
+    next_touch: Instant,
+}
+
+struct Shared {
+    queue: Queue,
+    name: String,
+    handler: Handler,
+    /// Set by `stop`: take no new jobs.
+    stop: AtomicBool,
+    /// Jobs whose handlers run now, one slot per handler thread; `None` in
+    /// `running` (the whole vector) once renewal has stopped.
+    running: Mutex<Option<Vec<Option<Running>>>>,
+    renew_cv: Condvar,
+    /// Handler threads that have not exited yet.
+    alive: Mutex<usize>,
+    alive_cv: Condvar,
+}
+
+/// A running pool. `stop` it; dropping it stops it and waits for handlers.
+pub struct Worker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Worker {
+    pub fn start(queue: &Queue, name: &str, opts: WorkerOptions, handler: Handler) -> Result<Worker> {
+        queue.inner.check_open()?;
+        check_queue_name(name)?;
+        if opts.concurrency == 0 || opts.concurrency > MAX_CONCURRENCY {
+            return Err(Error::invalid(format!("concurrency must be in 1..={MAX_CONCURRENCY}")));
+        }
+        let n = opts.concurrency as usize;
+        let shared = Arc::new(Shared {
+            queue: queue.clone(),
+            name: name.to_owned(),
+            handler,
+            stop: AtomicBool::new(false),
+            running: Mutex::new(Some((0..n).map(|_| None).collect())),
+            renew_cv: Condvar::new(),
+            alive: Mutex::new(n),
+            alive_cv: Condvar::new(),
+        });
+        queue.inner.active_workers.fetch_add(1, SeqCst);
+        let mut worker = Worker { shared: shared.clone(), threads: Vec::with_capacity(n + 1), stopped: false };
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
+        let renewer = {
+            let s = shared.clone();
+            spawn("jobq-renew".into(), Box::new(move || renew(&s)))
+        };
+        match renewer {
+            Ok(t) => worker.threads.push(t),
+            Err(e) => {
+                *lock(&shared.alive) = 0;
+                worker.shutdown(Some(Duration::ZERO));
+                return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
+            }
+        }
+        for slot in 0..n {
+            let s = shared.clone();
+            match spawn(format!("jobq-work-{slot}"), Box::new(move || work(&s, slot))) {
+                Ok(t) => worker.threads.push(t),
+                Err(e) => {
+                    // The threads never started count as exited.
+                    *lock(&shared.alive) -= n - slot;
+                    worker.shutdown(None);
+                    return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
+                }
+            }
+        }
+        Ok(worker)
+    }
+
+    /// Stops taking jobs and waits up to `timeout` (`None` = forever) for
+    /// running handlers. `Ok(true)`: every handler returned and its outcome
+    /// is stored. `Ok(false)`: handlers still run; their leases are no longer
+    /// renewed, so their jobs are delivered again when the leases expire.
+    pub fn stop(mut self, timeout: Option<Duration>) -> Result<bool> {
+        Ok(self.shutdown(timeout))
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
+        if self.stopped {
+            return true;
+        }
+        self.stopped = true;
+        let s = &self.shared;
+        s.stop.store(true, SeqCst);
+        s.queue.inner.notifier.bump();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut alive = lock(&s.alive);
+        while *alive > 0 {
+            match deadline {
+                None => alive = s.alive_cv.wait(alive).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    alive = s.alive_cv.wait_timeout(alive, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                }
+            }
+        }
+        let all_done = *alive == 0;
+        drop(alive);
+        // Stop renewing: finished handlers need no lease; unfinished ones
+        // give their jobs back when the leases run out.
+        *lock(&s.running) = None;
+        s.renew_cv.notify_all();
+        let threads = std::mem::take(&mut self.threads);
+        if all_done {
+            for t in threads {
+                let _ = t.join();
+            }
+        } else if let Some(renewer) = threads.into_iter().next() {
+            let _ = renewer.join();
+        }
+        all_done
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+fn work(s: &Shared, slot: usize) {
+    let mut error_pause = Duration::from_millis(5);
+    while !s.stop.load(SeqCst) {
+        match s.queue.reserve_until(&s.name, None, Some(&s.stop)) {
+            Ok(Some(job)) => {
+                error_pause = Duration::from_millis(5);
+                run_one(s, slot, Arc::new(job));
+            }
+            Ok(None) => {}
+            Err(Error::Shutdown(_)) => break,
+            Err(_) => {
+                // A transient failure (a lock held too long, a full disk):
+                // pause without spinning, then try again.
+                let mut alive = lock(&s.alive);
+                if !s.stop.load(SeqCst) {
+                    alive = s.alive_cv.wait_timeout(alive, error_pause).unwrap_or_else(PoisonError::into_inner).0;
+                }
+                drop(alive);
+                error_pause = (error_pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    let mut alive = lock(&s.alive);
+    *alive -= 1;
+    if *alive == 0 {
+        s.queue.inner.active_workers.fetch_sub(1, SeqCst);
+    }
+    s.alive_cv.notify_all();
+}
+
+fn renew_period(job: &Job) -> Duration {
+    Duration::from_millis((job.lease_ms() / 3).max(1))
+}
+
+fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
+    if let Some(running) = lock(&s.running).as_mut() {
+        running[slot] = Some(Running { job: job.clone(), next_touch: Instant::now() + renew_period(&job) });
+    }
+    s.renew_cv.notify_all();
+    let outcome = catch_unwind(AssertUnwindSafe(|| (s.handler)(&job))).unwrap_or(Outcome::Retry);
+    if let Some(running) = lock(&s.running).as_mut() {
+        running[slot] = None;
+    }
+    // A failure to store the outcome (the lease was lost, the queue closed)
+    // leaves the job to be delivered again: at-least-once.
+    let _ = match outcome {
+        Outcome::Done => job.ack(),
+        Outcome::Retry => job.fail(Some("the handler asked for a retry")),
+        Outcome::Bury => job.bury(Some("the handler buried the job")),
+    };
+}
+
+fn renew(s: &Shared) {
+    let mut guard = lock(&s.running);
+    loop {
+        let Some(running) = guard.as_mut() else { return };
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let mut next = now + Duration::from_secs(1);
+        for r in running.iter_mut().flatten() {
+            if r.next_touch <= now {
+                r.next_touch = now + renew_period(&r.job);
+                due.push(r.job.clone());
+            }
+            next = next.min(r.next_touch);
+        }
+        if !due.is_empty() {
+            drop(guard);
+            for job in due {
+                let _ = job.touch(0);
+            }
+            guard = lock(&s.running);
+            continue;
+        }
+        guard = s.renew_cv.wait_timeout(guard, next - now).unwrap_or_else(PoisonError::into_inner).0;
+    }
+}

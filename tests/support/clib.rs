@@ -1,0 +1,99 @@
+//! Finds the libjobq.so / libjobq.a that this `cargo test` built and compiles
+//! C programs against them. From a clean tree cargo leaves the fresh
+//! libraries only in target/<profile>/deps/ (next to the test binary), and an
+//! older target/<profile>/libjobq.so may be stale, so we link by full path
+//! from deps/ and never rely on LD_LIBRARY_PATH.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linkage {
+    Shared,
+    Static,
+}
+
+pub struct Libs {
+    pub root: PathBuf,
+    pub deps: PathBuf,
+    /// A private directory holding libjobq.so and the soname link libjobq.so.0.
+    pub shared_dir: PathBuf,
+    pub static_lib: PathBuf,
+}
+
+fn newest(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not found: did the library build?", p.display());
+    p
+}
+
+impl Libs {
+    /// Locates the libraries once per test process.
+    pub fn find() -> &'static Libs {
+        static LIBS: std::sync::OnceLock<Libs> = std::sync::OnceLock::new();
+        LIBS.get_or_init(Libs::locate)
+    }
+
+    fn locate() -> Libs {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let exe = std::env::current_exe().expect("test executable path");
+        let deps = exe.parent().expect("deps dir").to_path_buf();
+        let so = newest(&deps, "libjobq.so");
+        let static_lib = newest(&deps, "libjobq.a");
+        let shared_dir = deps.parent().expect("profile dir").join("c-test-lib");
+        std::fs::create_dir_all(&shared_dir).expect("create c-test-lib");
+        // Copy under a private name each run (atomically), with the soname link.
+        let tmp = shared_dir.join(format!("libjobq.so.tmp{}", std::process::id()));
+        std::fs::copy(&so, &tmp).expect("copy libjobq.so");
+        std::fs::rename(&tmp, shared_dir.join("libjobq.so")).expect("install libjobq.so");
+        let link = shared_dir.join("libjobq.so.0");
+        let _ = std::fs::remove_file(&link);
+        let _ = std::os::unix::fs::symlink("libjobq.so", &link);
+        Libs { root, deps, shared_dir, static_lib }
+    }
+
+    pub fn include_dir(&self) -> PathBuf {
+        self.root.join("include")
+    }
+
+    /// A directory under target/ for build outputs of one kind.
+    pub fn scratch(&self, kind: &str) -> PathBuf {
+        let d = self.deps.parent().unwrap().join("c-test-bin").join(kind);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Compiles C (.c, as C99) or C++ (.cpp, as C++17) sources into `bin`.
+    pub fn compile(&self, linkage: Linkage, sources: &[&Path], bin: &Path) -> Result<(), String> {
+        let cpp = sources.iter().any(|s| s.extension().is_some_and(|e| e == "cpp"));
+        let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
+        if cpp {
+            cmd.args(["-std=c++17"]);
+        } else {
+            cmd.args(["-std=c99"]);
+        }
+        cmd.args(["-D_GNU_SOURCE", "-g", "-O1", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]);
+        cmd.arg("-I").arg(self.include_dir()).arg("-I").arg(self.root.join("c_tests"));
+        if let Ok(extra) = std::env::var("JOBQ_C_TEST_CFLAGS") {
+            cmd.args(extra.split_whitespace());
+        }
+        cmd.args(sources).arg("-o").arg(bin);
+        match linkage {
+            Linkage::Shared => {
+                cmd.arg(self.shared_dir.join("libjobq.so"));
+                cmd.arg(format!("-Wl,-rpath,{}", self.shared_dir.display()));
+            }
+            Linkage::Static => {
+                cmd.arg(&self.static_lib);
+            }
+        }
+        cmd.args(["-lpthread", "-ldl", "-lm"]);
+        let out = cmd.output().map_err(|e| format!("cannot run the C compiler: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("compiling {:?} ({linkage:?}) failed:\n{}", sources, String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+}
