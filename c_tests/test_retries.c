@@ -6,8 +6,8 @@
 /* Backoff long enough that "scheduled, not yet ready" is observable even
  * under valgrind, and exact (no jitter) so lower bounds can be checked. */
 static const char *SLOW_CFG =
-    "{\"durability\":\"normal\",\"backoff_base_ms\":400,"
-    "\"backoff_max_ms\":400,\"backoff_jitter\":0}";
+    "{\"durability\":\"normal\",\"backoff_base_ms\":300,"
+    "\"backoff_max_ms\":300,\"backoff_jitter\":0}";
 
 static const char *CURVE_CFG =
     "{\"durability\":\"normal\",\"backoff_base_ms\":50,"
@@ -36,7 +36,7 @@ static void test_fail_schedules(const char *dir) {
 
   job = tu_reserve(q, "r", TU_MUST_MS);
   if (job != NULL) {
-    CHECK(tu_now_ms() - t0 >= 390);
+    CHECK(tu_now_ms() - t0 >= 290);
     CHECK(jobq_job_id(job) == id);
     CHECK(jobq_job_attempt(job) == 2);
     tu_ack_free(job);
@@ -75,7 +75,7 @@ static void test_backoff_curve(const char *dir) {
   /* The fifth failure used up max_attempts = 5. */
   CHECK(tu_wait_stat(q, "c", "dead", 1, TU_MUST_MS) == 1);
   TU_CHECK_COUNTS(q, "c", 0, 0, 0, 1);
-  tu_expect_nothing(q, "c", 300);
+  tu_expect_nothing(q, "c", 150);
   CHECK_OK(jobq_close(q));
 }
 
