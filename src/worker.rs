@@ -49,6 +49,13 @@ struct Running {
     next_touch: Instant,
 }
 
+struct PoolState {
+    /// Handler threads that have not exited yet.
+    threads: usize,
+    /// Handlers running now.
+    handlers: usize,
+}
+
 struct Shared {
     queue: Queue,
     name: String,
@@ -59,9 +66,10 @@ struct Shared {
     /// `running` (the whole vector) once renewal has stopped.
     running: Mutex<Option<Vec<Option<Running>>>>,
     renew_cv: Condvar,
-    /// Handler threads that have not exited yet.
-    alive: Mutex<usize>,
-    alive_cv: Condvar,
+    /// Threads and running handlers; `stop` waits on `pool_cv` for
+    /// `handlers == 0`, and a thread starts a handler only while not stopped.
+    pool: Mutex<PoolState>,
+    pool_cv: Condvar,
 }
 
 /// A running pool. `stop` it; dropping it stops it and waits for handlers.
@@ -90,8 +98,8 @@ impl Worker {
             stop: AtomicBool::new(false),
             running: Mutex::new(Some((0..n).map(|_| None).collect())),
             renew_cv: Condvar::new(),
-            alive: Mutex::new(n),
-            alive_cv: Condvar::new(),
+            pool: Mutex::new(PoolState { threads: n, handlers: 0 }),
+            pool_cv: Condvar::new(),
         });
         queue.inner.active_workers.fetch_add(1, SeqCst);
         let mut worker = Worker { shared: shared.clone(), threads: Vec::with_capacity(n + 1), stopped: false };
@@ -103,7 +111,8 @@ impl Worker {
         match renewer {
             Ok(t) => worker.threads.push(t),
             Err(e) => {
-                *lock(&shared.alive) = 0;
+                lock(&shared.pool).threads = 0;
+                queue.inner.active_workers.fetch_sub(1, SeqCst);
                 worker.shutdown(Some(Duration::ZERO));
                 return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
             }
@@ -114,7 +123,7 @@ impl Worker {
                 Ok(t) => worker.threads.push(t),
                 Err(e) => {
                     // The threads never started count as exited.
-                    *lock(&shared.alive) -= n - slot;
+                    exited(&shared, n - slot);
                     worker.shutdown(None);
                     return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
                 }
@@ -140,27 +149,29 @@ impl Worker {
         s.stop.store(true, SeqCst);
         s.queue.inner.notifier.bump();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut alive = lock(&s.alive);
-        while *alive > 0 {
+        let mut pool = lock(&s.pool);
+        while pool.handlers > 0 {
             match deadline {
-                None => alive = s.alive_cv.wait(alive).unwrap_or_else(PoisonError::into_inner),
+                None => pool = s.pool_cv.wait(pool).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break;
                     }
-                    alive = s.alive_cv.wait_timeout(alive, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                    pool = s.pool_cv.wait_timeout(pool, d - now).unwrap_or_else(PoisonError::into_inner).0;
                 }
             }
         }
-        let all_done = *alive == 0;
-        drop(alive);
+        let all_done = pool.handlers == 0;
+        drop(pool);
         // Stop renewing: finished handlers need no lease; unfinished ones
         // give their jobs back when the leases run out.
         *lock(&s.running) = None;
         s.renew_cv.notify_all();
         let threads = std::mem::take(&mut self.threads);
         if all_done {
+            // No handler runs and none can start: the threads are at most
+            // finishing a reserve, which the stop flag ends promptly.
             for t in threads {
                 let _ = t.join();
             }
@@ -183,28 +194,45 @@ fn work(s: &Shared, slot: usize) {
         match s.queue.reserve_until(&s.name, None, Some(&s.stop)) {
             Ok(Some(job)) => {
                 error_pause = Duration::from_millis(5);
+                {
+                    let mut pool = lock(&s.pool);
+                    if s.stop.load(SeqCst) {
+                        // Stopped while this reserve ran: give the job back at once.
+                        drop(pool);
+                        let _ = job.release(0);
+                        break;
+                    }
+                    pool.handlers += 1;
+                }
                 run_one(s, slot, Arc::new(job));
+                lock(&s.pool).handlers -= 1;
+                s.pool_cv.notify_all();
             }
             Ok(None) => {}
             Err(Error::Shutdown(_)) => break,
             Err(_) => {
                 // A transient failure (a lock held too long, a full disk):
                 // pause without spinning, then try again.
-                let mut alive = lock(&s.alive);
+                let pool = lock(&s.pool);
                 if !s.stop.load(SeqCst) {
-                    alive = s.alive_cv.wait_timeout(alive, error_pause).unwrap_or_else(PoisonError::into_inner).0;
+                    drop(s.pool_cv.wait_timeout(pool, error_pause).unwrap_or_else(PoisonError::into_inner));
                 }
-                drop(alive);
                 error_pause = (error_pause * 2).min(Duration::from_secs(1));
             }
         }
     }
-    let mut alive = lock(&s.alive);
-    *alive -= 1;
-    if *alive == 0 {
+    exited(s, 1);
+}
+
+/// Counts `n` handler threads as gone; the last one ends the worker's claim
+/// on the queue (`jobq_close` refuses while a worker has threads).
+fn exited(s: &Shared, n: usize) {
+    let mut pool = lock(&s.pool);
+    pool.threads -= n;
+    if pool.threads == 0 {
         s.queue.inner.active_workers.fetch_sub(1, SeqCst);
     }
-    s.alive_cv.notify_all();
+    s.pool_cv.notify_all();
 }
 
 fn renew_period(job: &Job) -> Duration {

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain, gcc and make, on
+# Debian (run as root, or with sudo available). Already-present tools are skipped.
+set -euo pipefail
+need=()
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v c++ >/dev/null || need+=(g++)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing: ${need[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+echo "tools ok: $(valgrind --version), $(c++ --version | head -1)"
