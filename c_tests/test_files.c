@@ -63,7 +63,7 @@ static size_t read_file(const char *path, void *buf, size_t cap) {
 /* Opens a file jobq must refuse with want, then checks it is unchanged. */
 static void expect_refused(const char *path, const void *content, size_t len,
                            jobq_status want) {
-  static unsigned char after[8192];
+  static unsigned char after[1 << 16];
   jobq *q = Q_SENTINEL;
   jobq_status st = jobq_open(path, NULL, &q);
   CHECK_STATUS(st, want);
