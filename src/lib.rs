@@ -19,6 +19,7 @@
 //! # Ok::<(), jobq::Error>(())
 //! ```
 
+mod admin;
 pub mod backoff;
 pub mod clock;
 mod commit;
@@ -34,6 +35,7 @@ mod queue;
 mod store;
 mod worker;
 
+pub use admin::{JobFilter, JobInfo, JobState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, Durability};
 pub use error::{Error, Result};

@@ -10,6 +10,8 @@
 //! and "next ready job by (priority, id)" is one index seek, however many
 //! delayed jobs wait.
 
+pub(crate) mod admin;
+
 use std::path::Path;
 use std::time::Duration;
 

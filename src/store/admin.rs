@@ -1,0 +1,191 @@
+//! SQL of the admin and inspection API (`crate::admin`): listing and showing
+//! jobs with the state the contract gives them, purging dead jobs, and
+//! compacting the file.
+//!
+//! A row's state as the caller sees it is computed from the stored state and
+//! `run_at` at time `now`, exactly as `store::counts` computes the stats: a
+//! scheduled job whose time has come is ready, a reserved job whose lease
+//! expired is ready again (or dead, if that was its last allowed attempt).
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use crate::error::Result;
+
+/// The effective state, as the stats count it (`?1` is now). Answers 0
+/// ready, 1 scheduled, 2 reserved, 3 dead (see `EffectiveState`).
+const EFFECTIVE_STATE: &str = "CASE
+    WHEN state = 0 OR (state = 3 AND run_at <= ?1)
+        OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts) THEN 0
+    WHEN state = 3 THEN 1
+    WHEN state = 1 AND run_at > ?1 THEN 2
+    ELSE 3 END";
+
+/// One condition per effective state, the same as `EFFECTIVE_STATE` but
+/// written so that SQLite can use the (queue, state, ...) indexes.
+const READY: &str = "(state = 0 OR (state = 3 AND run_at <= ?1)
+    OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts))";
+const SCHEDULED: &str = "(state = 3 AND run_at > ?1)";
+const RESERVED: &str = "(state = 1 AND run_at > ?1)";
+const DEAD: &str = "(state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))";
+
+/// A job's state as callers see it at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EffectiveState {
+    Ready,
+    Scheduled,
+    Reserved,
+    Dead,
+}
+
+impl EffectiveState {
+    fn condition(self) -> &'static str {
+        match self {
+            EffectiveState::Ready => READY,
+            EffectiveState::Scheduled => SCHEDULED,
+            EffectiveState::Reserved => RESERVED,
+            EffectiveState::Dead => DEAD,
+        }
+    }
+
+    fn from_code(code: i64) -> EffectiveState {
+        match code {
+            0 => EffectiveState::Ready,
+            1 => EffectiveState::Scheduled,
+            2 => EffectiveState::Reserved,
+            _ => EffectiveState::Dead,
+        }
+    }
+}
+
+/// One job row as stored, with its effective state. The payload may be cut
+/// to a prefix (`payload_len` is always the full length).
+#[derive(Debug, Clone)]
+pub(crate) struct JobRow {
+    pub id: u64,
+    pub queue: String,
+    pub state: EffectiveState,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: i64,
+    pub lease_ms: u64,
+    pub lease_until: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub unique_key: Option<String>,
+    pub payload: Vec<u8>,
+    pub payload_len: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// Which jobs `list` returns.
+pub(crate) struct ListQuery<'a> {
+    pub queue: Option<&'a str>,
+    pub state: Option<EffectiveState>,
+    /// Jobs with a larger id only (paging).
+    pub after_id: u64,
+    /// `None`: no limit.
+    pub limit: Option<u64>,
+    /// Longest payload prefix to read; `None`: the whole payload.
+    pub payload_max: Option<u64>,
+}
+
+fn select(payload_max: Option<u64>) -> String {
+    // substr() on a BLOB counts bytes; reading a prefix keeps a listing of
+    // large payloads cheap.
+    let payload = match payload_max {
+        Some(n) => format!("substr(payload, 1, {n})"),
+        None => "payload".to_owned(),
+    };
+    format!(
+        "SELECT id, queue, {EFFECTIVE_STATE}, priority, attempts, max_attempts, run_at, lease_ms,
+                lease_until, lease_owner, unique_key, {payload}, length(payload), created_at,
+                updated_at, last_error
+         FROM jobs"
+    )
+}
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get::<_, i64>(0)? as u64,
+        queue: r.get(1)?,
+        state: EffectiveState::from_code(r.get(2)?),
+        priority: r.get(3)?,
+        attempts: r.get::<_, i64>(4)? as u32,
+        max_attempts: r.get::<_, i64>(5)? as u32,
+        run_at: r.get(6)?,
+        lease_ms: r.get::<_, i64>(7)? as u64,
+        lease_until: r.get(8)?,
+        lease_owner: r.get(9)?,
+        unique_key: r.get(10)?,
+        // A zero-length BLOB reads back as NULL from substr().
+        payload: r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+        payload_len: r.get::<_, i64>(12)? as u64,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        last_error: r.get(15)?,
+    })
+}
+
+/// Jobs matching `q` at time `now`, in id order.
+pub(crate) fn list(conn: &Connection, q: &ListQuery<'_>, now: i64) -> Result<Vec<JobRow>> {
+    let mut sql = select(q.payload_max);
+    let mut args: Vec<Value> = vec![Value::Integer(now), Value::Integer(q.after_id.min(i64::MAX as u64) as i64)];
+    sql.push_str(" WHERE id > ?2");
+    if let Some(queue) = q.queue {
+        args.push(Value::Text(queue.to_owned()));
+        sql.push_str(&format!(" AND queue = ?{}", args.len()));
+    }
+    if let Some(state) = q.state {
+        sql.push_str(" AND ");
+        sql.push_str(state.condition());
+    }
+    sql.push_str(" ORDER BY id");
+    if let Some(limit) = q.limit {
+        args.push(Value::Integer(limit.min(i64::MAX as u64) as i64));
+        sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    }
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(args), job_row)?.collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// One job, whole, or `None`.
+pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobRow>> {
+    let sql = format!("{} WHERE id = ?2", select(None));
+    let row = conn.prepare_cached(&sql)?.query_row(params![now, id.min(i64::MAX as u64) as i64], job_row).optional()?;
+    Ok(row)
+}
+
+/// Deletes the jobs of `queue` that are dead at time `now` (including those
+/// whose last allowed attempt's lease ran out). Returns how many.
+pub(crate) fn purge_dead(conn: &Connection, queue: &str, now: i64) -> Result<u64> {
+    let sql = format!("DELETE FROM jobs WHERE queue = ?2 AND {DEAD}");
+    Ok(conn.prepare_cached(&sql)?.execute(params![now, queue])? as u64)
+}
+
+/// The largest job id ever given out (0 for a new file). Ids are never
+/// reused (AUTOINCREMENT), so its growth counts puts.
+pub(crate) fn last_job_id(conn: &Connection) -> Result<u64> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(id.unwrap_or(0).max(0) as u64)
+}
+
+/// Moves the WAL into the file, rebuilds the file without free pages, and
+/// empties the WAL again. Must run outside a transaction. Returns whether
+/// the final checkpoint was complete (another process reading an old
+/// snapshot can keep part of the WAL alive).
+pub(crate) fn compact(conn: &Connection) -> Result<bool> {
+    let checkpoint = || -> Result<bool> {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    };
+    checkpoint()?;
+    conn.execute_batch("VACUUM")?;
+    checkpoint()
+}
