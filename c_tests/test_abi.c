@@ -56,6 +56,25 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v) {
   return 1;
 }
 
+static pthread_mutex_t count_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int read_count(const int *count) {
+  int v;
+  pthread_mutex_lock(&count_mu);
+  v = *count;
+  pthread_mutex_unlock(&count_mu);
+  return v;
+}
+
+static jobq_outcome done_handler(const jobq_job *job, void *user_data) {
+  int *count = user_data;
+  (void)job;
+  pthread_mutex_lock(&count_mu);
+  (*count)++;
+  pthread_mutex_unlock(&count_mu);
+  return JOBQ_DONE;
+}
+
 static void test_codes(void) {
   CHECK(JOBQ_OK == 0);
   CHECK(JOBQ_TIMEOUT == 1);
@@ -108,6 +127,53 @@ static void test_version_macros(void) {
   snprintf(want, sizeof want, "%d.%d.%d", JOBQ_VERSION_MAJOR,
            JOBQ_VERSION_MINOR, JOBQ_VERSION_PATCH);
   CHECK(jobq_version() != NULL && strcmp(jobq_version(), want) == 0);
+  /* The library's additions agree with the three macros. */
+  CHECK(strcmp(JOBQ_VERSION_STRING, want) == 0);
+  CHECK(JOBQ_VERSION_NUMBER == JOBQ_VERSION_MAJOR * 10000 +
+                                   JOBQ_VERSION_MINOR * 100 +
+                                   JOBQ_VERSION_PATCH);
+  CHECK(jobq_version_number() == (uint32_t)JOBQ_VERSION_NUMBER);
+}
+
+/* The exported (non-macro) init functions, for callers that look symbols
+ * up with dlsym: they fill in the first shipped layout and say so. The
+ * parentheses stop the function-like macros from expanding. */
+static void test_exported_init_functions(jobq *q) {
+  struct {
+    struct v1_put_opts opts;
+    unsigned char canary[32];
+  } old;
+  struct {
+    struct v1_worker_opts opts;
+    unsigned char canary[32];
+  } wold;
+  jobq_worker *w = NULL;
+  uint64_t id = 0;
+  int count = 0;
+
+  memset(&old, CANARY, sizeof old);
+  (jobq_put_opts_init)((jobq_put_opts *)&old.opts);
+  CHECK(old.opts.struct_size == sizeof old.opts);
+  CHECK(old.opts.priority == 0 && old.opts.delay_ms == 0 &&
+        old.opts.max_attempts == 0 && old.opts.lease_ms == 0 &&
+        old.opts.unique_key == NULL);
+  CHECK(all_bytes(old.canary, sizeof old.canary, CANARY));
+  old.opts.delay_ms = 60000;
+  CHECK_OK(jobq_put(q, "dlsym", "x", 1, (const jobq_put_opts *)&old.opts,
+                    &id));
+  CHECK(tu_stat(q, "dlsym", "scheduled") == 1);
+  CHECK_OK(jobq_cancel(q, id));
+
+  memset(&wold, CANARY, sizeof wold);
+  (jobq_worker_opts_init)((jobq_worker_opts *)&wold.opts);
+  CHECK(wold.opts.struct_size == sizeof wold.opts);
+  CHECK(wold.opts.concurrency == 1);
+  CHECK(all_bytes(wold.canary, sizeof wold.canary, CANARY));
+  CHECK_OK(jobq_worker_start(q, "dlsym", (const jobq_worker_opts *)&wold.opts,
+                             done_handler, &count, &w));
+  if (w != NULL) {
+    CHECK_OK(jobq_worker_stop(w, -1));
+  }
 }
 
 static void test_init_defaults(void) {
@@ -260,25 +326,6 @@ static void test_too_small(jobq *q) {
   CHECK(tu_stat(q, "small", "ready") == 0);
 }
 
-static pthread_mutex_t count_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int read_count(const int *count) {
-  int v;
-  pthread_mutex_lock(&count_mu);
-  v = *count;
-  pthread_mutex_unlock(&count_mu);
-  return v;
-}
-
-static jobq_outcome done_handler(const jobq_job *job, void *user_data) {
-  int *count = user_data;
-  (void)job;
-  pthread_mutex_lock(&count_mu);
-  (*count)++;
-  pthread_mutex_unlock(&count_mu);
-  return JOBQ_DONE;
-}
-
 static void test_worker_with_sized_structs(jobq *q) {
   struct v1_worker_opts v1;
   struct future_worker_opts fut;
@@ -336,6 +383,7 @@ int main(int argc, char **argv) {
   test_put_with_sized_structs(q);
   test_too_small(q);
   test_worker_with_sized_structs(q);
+  test_exported_init_functions(q);
   CHECK_OK(jobq_close(q));
   return check_finish("test_abi");
 }

@@ -222,8 +222,10 @@ static void test_job_of_closed_queue(const char *dir) {
   jobq_job *jobs[5];
   jobq_put_opts opts;
   int i;
+  /* Long enough that all five are still held when the queue closes, even
+   * under valgrind; short enough to wait out after reopening. */
   jobq_put_opts_init(&opts);
-  opts.lease_ms = 100;
+  opts.lease_ms = 500;
   for (i = 0; i < 5; i++) {
     tu_put(q, "h", "x", &opts);
   }

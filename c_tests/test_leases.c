@@ -5,9 +5,11 @@
 
 /* Default lease is long (30 s) so a held job does not slip away under
  * valgrind; tests shorten one delivery's lease with jobq_touch or a job's
- * lease with jobq_put_opts.lease_ms. */
-static const char *CFG = "{\"durability\":\"normal\",\"backoff_base_ms\":20,"
-                         "\"backoff_max_ms\":100,\"backoff_jitter\":0}";
+ * lease with jobq_put_opts.lease_ms. The backoff is long too, so a failed
+ * job stays "scheduled" however slowly the checks run. */
+static const char *CFG =
+    "{\"durability\":\"normal\",\"backoff_base_ms\":60000,"
+    "\"backoff_max_ms\":60000,\"backoff_jitter\":0}";
 
 typedef jobq_status (*finish_fn)(jobq_job *job);
 static jobq_status do_ack(jobq_job *job) { return jobq_ack(job); }
