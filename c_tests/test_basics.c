@@ -127,8 +127,11 @@ static void test_empty_payload_and_null_out_id(const char *dir) {
   job = tu_reserve(q, "e", 0);
   if (job != NULL) {
     CHECK(jobq_job_id(job) == id);
-    jobq_job_payload(job, &len);
+    /* jobq.h: a 0-byte payload still gives a non-NULL pointer, and the
+     * length pointer is optional. */
+    CHECK(jobq_job_payload(job, &len) != NULL);
     CHECK(len == 0);
+    CHECK(jobq_job_payload(job, NULL) != NULL);
     tu_ack_free(job);
   }
   job = tu_reserve(q, "e", 0);
@@ -172,6 +175,29 @@ static void test_ids_and_fifo(const char *dir) {
   CHECK_OK(jobq_close(q));
 }
 
+/* "Ids are unique in the file and increase": an id is never handed out
+ * again, even after its job is gone and the file was reopened (a stale id
+ * held by an operator must not name some other job). */
+static void test_ids_never_reused(const char *dir) {
+  jobq *q = tu_open(dir, "reuse.db", NULL);
+  uint64_t a, b, c;
+  jobq_job *job;
+  a = tu_put(q, "r", "a", NULL);
+  job = tu_reserve(q, "r", 0);
+  tu_ack_free(job);
+  b = tu_put(q, "r", "b", NULL);
+  CHECK(b > a);
+  CHECK_OK(jobq_cancel(q, b));
+  CHECK_OK(jobq_close(q));
+  q = tu_open(dir, "reuse.db", NULL);
+  c = tu_put(q, "r", "c", NULL);
+  CHECK(c > b);
+  CHECK_STATUS(jobq_cancel(q, a), JOBQ_E_NOT_FOUND);
+  CHECK_STATUS(jobq_cancel(q, b), JOBQ_E_NOT_FOUND);
+  CHECK_OK(jobq_cancel(q, c));
+  CHECK_OK(jobq_close(q));
+}
+
 static void test_priority(const char *dir) {
   static const int32_t prio[] = {5, 0, -3, 0, 2147483647, -2147483647 - 1};
   /* Expected delivery order as indexes into prio: smallest first, FIFO ties. */
@@ -203,21 +229,24 @@ static void test_delay(const char *dir) {
   uint64_t delayed, plain;
   int64_t t0;
 
+  /* A delayed job is scheduled, and does not hold back later jobs. */
   jobq_put_opts_init(&opts);
-  opts.delay_ms = 200;
-  t0 = tu_now_ms();
-  delayed = tu_put(q, "d", "later", &opts);
+  opts.delay_ms = 60000;
+  delayed = tu_put(q, "d", "much later", &opts);
   TU_CHECK_COUNTS(q, "d", 0, 1, 0, 0);
   tu_expect_nothing(q, "d", 0);
-
-  /* A delayed job does not hold back jobs put after it. */
   plain = tu_put(q, "d", "now", NULL);
   job = tu_reserve(q, "d", 0);
   if (job != NULL) {
     CHECK(jobq_job_id(job) == plain);
     tu_ack_free(job);
   }
+  CHECK_OK(jobq_cancel(q, delayed));
 
+  /* A waiting reserve gets it once the delay has passed, not before. */
+  opts.delay_ms = 200;
+  t0 = tu_now_ms();
+  delayed = tu_put(q, "d", "later", &opts);
   job = tu_reserve(q, "d", TU_MUST_MS);
   if (job != NULL) {
     CHECK(jobq_job_id(job) == delayed);
@@ -313,6 +342,7 @@ int main(int argc, char **argv) {
   test_round_trip(dir);
   test_empty_payload_and_null_out_id(dir);
   test_ids_and_fifo(dir);
+  test_ids_never_reused(dir);
   test_priority(dir);
   test_delay(dir);
   test_timeouts(dir);

@@ -6,8 +6,10 @@
 
 #include "testutil.h"
 
+/* The file's lease stays long (30 s) so a slow run (valgrind) never loses
+ * a lease by accident; the renewal test gives its job a short one. */
 static const char *CFG =
-    "{\"durability\":\"normal\",\"lease_ms\":100,\"backoff_base_ms\":20,"
+    "{\"durability\":\"normal\",\"backoff_base_ms\":20,"
     "\"backoff_max_ms\":100,\"backoff_jitter\":0}";
 
 #define MAX_JOBS 64
@@ -276,21 +278,25 @@ static void test_concurrency(jobq *q) {
   ctx_destroy(&c);
 }
 
-/* A 400 ms handler on a 100 ms lease: renewal keeps the job its own. */
+/* A handler that runs three leases long: renewal keeps the job its own.
+ * (200 ms rather than less: renewal must also keep up under valgrind.) */
 static void test_lease_renewal(jobq *q) {
   struct ctx c;
   jobq_worker *w = NULL;
   jobq_worker_opts wopts;
+  jobq_put_opts opts;
   jobq_job *stolen = NULL;
   jobq_status st;
   ctx_init(&c, "long");
-  c.sleep_ms = 400;
-  put_jobs(q, "long", 0, 1, NULL);
+  c.sleep_ms = 600;
+  jobq_put_opts_init(&opts);
+  opts.lease_ms = 200;
+  put_jobs(q, "long", 0, 1, &opts);
   jobq_worker_opts_init(&wopts);
   wopts.concurrency = 2; /* a free pool thread could take a lapsed job */
   CHECK_OK(jobq_worker_start(q, "long", &wopts, done_handler, &c, &w));
   CHECK(ctx_wait(&c, &c.started, 1, TU_MUST_MS) == 1);
-  st = jobq_reserve(q, "long", 600, &stolen);
+  st = jobq_reserve(q, "long", 800, &stolen);
   CHECK_STATUS(st, JOBQ_TIMEOUT);
   if (st == JOBQ_OK) {
     jobq_job_free(stolen);
