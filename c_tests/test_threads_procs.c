@@ -4,6 +4,7 @@
  * waiting for its lease, and JOBQ_E_BUSY from another process's lock. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -259,6 +260,31 @@ static void test_close_wakes_reserve(const char *dir) {
   CHECK_STATUS(b.st, JOBQ_E_SHUTDOWN);
 }
 
+/* A jobq_job may move between threads: reserved in one, finished in
+ * another. */
+static void *ack_elsewhere(void *p) {
+  jobq_job *job = p;
+  jobq_status st = jobq_ack(job);
+  jobq_job_free(job);
+  return st == JOBQ_OK ? p : NULL;
+}
+
+static void test_job_moves_threads(const char *dir) {
+  jobq *q = tu_open(dir, "move.db", CFG);
+  jobq_job *job;
+  pthread_t t;
+  void *res = NULL;
+  tu_put(q, "mv", "x", NULL);
+  job = tu_reserve(q, "mv", 0);
+  if (job != NULL) {
+    CHECK(pthread_create(&t, NULL, ack_elsewhere, job) == 0);
+    pthread_join(t, &res);
+    CHECK(res == job);
+  }
+  TU_CHECK_COUNTS(q, "mv", 0, 0, 0, 0);
+  CHECK_OK(jobq_close(q));
+}
+
 /* ---- other processes -------------------------------------------------- */
 
 /* Children report their checks through a pipe, not their exit status:
@@ -386,6 +412,48 @@ static void test_dead_process(const char *dir) {
     CHECK(jobq_job_id(job) == id);
     CHECK(jobq_job_attempt(job) == 2);
     CHECK(tu_now_ms() - t0 < TU_MUST_MS);
+    tu_ack_free(job);
+  }
+  CHECK_OK(jobq_close(q));
+}
+
+/* "When jobq_put returns JOBQ_OK the job is stored": a process killed
+ * right after its put, without closing anything, loses nothing. */
+static void test_put_survives_kill(const char *dir) {
+  char path[4096];
+  pid_t pid;
+  int status = 0;
+  jobq *q;
+  jobq_job *job;
+  int i;
+
+  snprintf(path, sizeof path, "%s", check_path(dir, "killed.db"));
+  pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    jobq *own = NULL;
+    if (jobq_open(path, NULL, &own) != JOBQ_OK) {
+      _exit(3);
+    }
+    for (i = 0; i < 3; i++) {
+      if (jobq_put(own, "k", "kept", 4, NULL, NULL) != JOBQ_OK) {
+        _exit(4);
+      }
+    }
+    kill(getpid(), SIGKILL);
+    _exit(5);
+  }
+  if (pid > 0) {
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+  q = tu_open(dir, "killed.db", NULL);
+  for (i = 0; i < 3; i++) {
+    job = tu_reserve(q, "k", 0);
+    if (job == NULL) {
+      break;
+    }
+    CHECK(tu_payload_is(job, "kept"));
     tu_ack_free(job);
   }
   CHECK_OK(jobq_close(q));
@@ -551,8 +619,10 @@ int main(int argc, char **argv) {
   test_many_threads(dir);
   test_wakeups(dir);
   test_close_wakes_reserve(dir);
+  test_job_moves_threads(dir);
   test_fork(dir);
   test_dead_process(dir);
+  test_put_survives_kill(dir);
   test_two_processes_consume(dir);
   test_busy(dir);
   return check_finish("test_threads_procs");

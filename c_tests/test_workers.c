@@ -438,6 +438,44 @@ static void test_two_pools(jobq *q) {
   ctx_destroy(&c);
 }
 
+/* A handler may use the queue it runs on: here it puts a follow-up job
+ * (a common chaining pattern) while the pool holds its own job. */
+struct chain_ctx {
+  struct ctx c;
+  jobq *q;
+  int put_failures;
+};
+
+static jobq_outcome chain_handler(const jobq_job *job, void *user_data) {
+  struct chain_ctx *cc = user_data;
+  record(&cc->c, job);
+  if (jobq_put(cc->q, "chain-next", "next", 4, NULL, NULL) != JOBQ_OK) {
+    pthread_mutex_lock(&cc->c.mu);
+    cc->put_failures++;
+    pthread_mutex_unlock(&cc->c.mu);
+  }
+  leave(&cc->c);
+  return JOBQ_DONE;
+}
+
+static void test_handler_uses_queue(jobq *q) {
+  struct chain_ctx cc;
+  jobq_worker *w = NULL;
+  ctx_init(&cc.c, "chain");
+  cc.q = q;
+  cc.put_failures = 0;
+  put_jobs(q, "chain", 0, 3, NULL);
+  CHECK_OK(jobq_worker_start(q, "chain", NULL, chain_handler, &cc, &w));
+  CHECK(ctx_wait(&cc.c, &cc.c.returned, 3, TU_MUST_MS) == 3);
+  if (w != NULL) {
+    CHECK_OK(jobq_worker_stop(w, -1));
+  }
+  CHECK(cc.put_failures == 0);
+  TU_CHECK_COUNTS(q, "chain", 0, 0, 0, 0);
+  TU_CHECK_COUNTS(q, "chain-next", 3, 0, 0, 0);
+  ctx_destroy(&cc.c);
+}
+
 int main(int argc, char **argv) {
   const char *dir = tu_dir(argc, argv);
   jobq *q;
@@ -450,6 +488,7 @@ int main(int argc, char **argv) {
   test_stop_waits(q);
   test_stop_idle_is_prompt(q);
   test_two_pools(q);
+  test_handler_uses_queue(q);
   CHECK_OK(jobq_close(q));
   test_stop_timeout(dir);
   test_close_while_running(dir);
