@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::clock::Clock;
 use crate::config::Durability;
 use crate::error::{Error, Result};
@@ -48,16 +49,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(
-        conn: Connection,
-        durability: Durability,
-        clock: Arc<dyn Clock>,
-        notifier: Arc<Notifier>,
-    ) -> Result<(Writer, JoinHandle<()>)> {
+    pub(crate) fn start(conn: Connection, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("jobq-writer".into())
-            .spawn(move || run(conn, rx, durability, clock, notifier))
+            .spawn(move || run(conn, rx, ctx))
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok((Writer { tx }, thread))
     }
@@ -97,7 +93,16 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, durability: Durability, clock: Arc<dyn Clock>, notifier: Arc<Notifier>) {
+/// What the writer thread needs besides its connection.
+pub(crate) struct WriterContext {
+    pub durability: Durability,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Arc<Notifier>,
+    pub checkpointer: Arc<Checkpointer>,
+}
+
+fn run(conn: Connection, rx: Receiver<Msg>, ctx: WriterContext) {
+    let WriterContext { durability, clock, notifier, checkpointer } = ctx;
     let mut synced = durability == Durability::Full;
     let mut pending: Vec<Request> = Vec::new();
     let mut stopping = false;
@@ -130,6 +135,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, durability: Durability, clock: Arc<d
         }
         let batch = std::mem::take(&mut pending);
         pending = apply(&conn, batch, clock.now_ms(), &notifier);
+        checkpointer.note_commit();
     }
     // Requests still queued after Stop: the channel is dropped with them,
     // which answers their callers with Shutdown.

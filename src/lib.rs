@@ -21,6 +21,7 @@
 
 mod admin;
 pub mod backoff;
+mod checkpoint;
 pub mod clock;
 mod commit;
 pub mod config;

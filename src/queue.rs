@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::clock::{Clock, SystemClock};
-use crate::commit::Writer;
+use crate::commit::{Writer, WriterContext};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -69,6 +70,13 @@ pub struct Stats {
     pub queues: BTreeMap<String, QueueCounts>,
 }
 
+/// When this handle last checked whether other processes holding leases
+/// are alive (one scan serves all queues of the handle for OWNER_SCAN_MS).
+struct OwnerScan {
+    last: AtomicI64,
+    others_alive: AtomicBool,
+}
+
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) config: Config,
@@ -77,7 +85,7 @@ pub(crate) struct Inner {
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) closed: Arc<AtomicBool>,
     pub(crate) active_workers: AtomicUsize,
-    last_owner_scan: Arc<AtomicI64>,
+    owner_scan: Arc<OwnerScan>,
     /// Queues this handle knows to be recorded in the file (skips an insert per put).
     known_queues: Mutex<HashSet<String>>,
     reader: Mutex<Connection>,
@@ -136,20 +144,39 @@ impl Queue {
         store::prepare_schema(&write_conn, &path)?;
         let reader = store::connect(&path, &config)?;
         let watch_conn = store::connect(&path, &config)?;
+        let checkpoint_conn = store::connect(&path, &config)?;
         let notifier = Arc::new(Notifier::default());
+        let checkpointer = Arc::new(Checkpointer::default());
         let closed = Arc::new(AtomicBool::new(false));
-        let (writer, writer_thread) = Writer::start(write_conn, config.durability, clock.clone(), notifier.clone())?;
-        let watcher_thread = {
-            let (notifier, closed) = (notifier.clone(), closed.clone());
-            std::thread::Builder::new()
-                .name("jobq-watcher".into())
-                .spawn(move || watch(watch_conn, &notifier, &closed))
-                .map_err(|e| {
-                    writer.stop();
-                    Error::Internal(format!("cannot start the watcher thread: {e}"))
-                })?
+        let ctx = WriterContext {
+            durability: config.durability,
+            clock: clock.clone(),
+            notifier: notifier.clone(),
+            checkpointer: checkpointer.clone(),
         };
-        notifier.set_watcher(watcher_thread.thread().clone());
+        let (writer, writer_thread) = Writer::start(write_conn, ctx)?;
+        let mut threads = vec![writer_thread];
+        let spawned = (|| -> std::io::Result<()> {
+            let (n, c) = (notifier.clone(), closed.clone());
+            let t = std::thread::Builder::new().name("jobq-watcher".into()).spawn(move || watch(watch_conn, &n, &c))?;
+            notifier.set_watcher(t.thread().clone());
+            threads.push(t);
+            let (k, c) = (checkpointer.clone(), closed.clone());
+            let t =
+                std::thread::Builder::new().name("jobq-checkpoint".into()).spawn(move || k.run(checkpoint_conn, &c))?;
+            checkpointer.set_thread(t.thread().clone());
+            threads.push(t);
+            Ok(())
+        })();
+        if let Err(e) = spawned {
+            closed.store(true, SeqCst);
+            writer.stop();
+            for t in threads {
+                t.thread().unpark();
+                let _ = t.join();
+            }
+            return Err(Error::Internal(format!("cannot start a queue thread: {e}")));
+        }
         Ok(Queue {
             inner: Arc::new(Inner {
                 path,
@@ -159,10 +186,13 @@ impl Queue {
                 notifier,
                 closed,
                 active_workers: AtomicUsize::new(0),
-                last_owner_scan: Arc::new(AtomicI64::new(i64::MIN / 2)),
+                owner_scan: Arc::new(OwnerScan {
+                    last: AtomicI64::new(i64::MIN / 2),
+                    others_alive: AtomicBool::new(false),
+                }),
                 known_queues: Mutex::new(HashSet::new()),
                 reader: Mutex::new(reader),
-                threads: Mutex::new(vec![writer_thread, watcher_thread]),
+                threads: Mutex::new(threads),
                 owner: crate::process::current_owner(),
             }),
         })
@@ -199,6 +229,8 @@ impl Queue {
                 store::add_queue(conn, &queue, now)?;
             }
             if let Some(key) = key.as_deref() {
+                // A lease that expired on its last attempt freed its key.
+                store::promote_due(conn, &queue, now)?;
                 if let Some(id) = store::live_unique(conn, &queue, key)? {
                     return Ok(Put::Duplicate(id));
                 }
@@ -301,16 +333,18 @@ impl Queue {
             inner.check_open()?;
             let seen = inner.notifier.generation();
             let (name, owner) = (queue.to_owned(), inner.owner.clone());
-            let last_scan = inner.last_owner_scan.clone();
+            let scan = inner.owner_scan.clone();
             let (delivery, next_due, others_hold) = inner.writer.submit(false, false, move |conn, now| {
                 let mut d = store::reserve(conn, &name, now, &owner)?;
-                let mut others_hold = false;
+                // Between scans, go by the last scan's answer.
+                let mut others_hold = scan.others_alive.load(SeqCst);
                 // Nothing ready: maybe a dead process holds jobs. /proc is
                 // read at most every OWNER_SCAN_MS per queue handle.
-                if d.is_none() && now - last_scan.load(SeqCst) >= OWNER_SCAN_MS {
-                    last_scan.store(now, SeqCst);
+                if d.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
+                    scan.last.store(now, SeqCst);
                     let (reclaimed, alive) =
                         store::reclaim_dead_owners(conn, &name, now, &owner, crate::process::owner_is_dead)?;
+                    scan.others_alive.store(alive, SeqCst);
                     others_hold = alive;
                     if reclaimed > 0 {
                         d = store::reserve(conn, &name, now, &owner)?;

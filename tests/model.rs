@@ -7,20 +7,12 @@
 //! "advance time" operation moves up to 250 ms, so expiries, retries and
 //! delayed jobs all happen within one sequence.
 //!
-//! The model has two modes:
-//! - `Semantics::Contract`: a delivery whose lease expired on the job's last
-//!   allowed attempt makes the job dead at that moment (API.md: "the job is
-//!   ready again at once, or dead if that was its last allowed attempt"),
-//!   so `kick` revives it and its unique key is free again, as stats report.
-//! - `Semantics::Lazy`: what the library does today (store/mod.rs): an
-//!   expired lease is turned into ready/dead only when a reserve on that queue
-//!   runs `promote_due`; until then the job keeps its unique key and `kick`
-//!   does not see it, although stats already count it as dead.
-//!
-//! Both modes agree everywhere else, including on finishing an expired
-//! delivery that was not delivered again: the library accepts it while the
-//! row is still stored as reserved (API.md only promises STATE once the job
-//! was delivered again or finished), and both modes model exactly that.
+//! A delivery whose lease expired on the job's last allowed attempt makes
+//! the job dead at that moment (API.md: "the job is ready again at once, or
+//! dead if that was its last allowed attempt"): stats count it dead, `kick`
+//! revives it and its unique key is free again. Finishing a delivery succeeds
+//! as long as the job was not delivered again (its token is current), even
+//! after its lease expired.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -146,12 +138,6 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 // --------------------------------------------------------------------- model
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Semantics {
-    Contract,
-    Lazy,
-}
-
 /// The job's state as stored: a reserved job keeps this state after its
 /// lease ran out until a reserve on its queue promotes it (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +213,6 @@ enum Finish {
 }
 
 struct Model {
-    semantics: Semantics,
     now: i64,
     next_id: u64,
     jobs: BTreeMap<u64, MJob>,
@@ -249,9 +234,8 @@ fn retry_delay_ms(attempt: u32) -> u64 {
 }
 
 impl Model {
-    fn new(semantics: Semantics) -> Model {
+    fn new() -> Model {
         Model {
-            semantics,
             now: START_MS,
             next_id: 1,
             jobs: BTreeMap::new(),
@@ -274,18 +258,12 @@ impl Model {
 
     /// Whether `j` holds its unique key (blocks puts and kicks with that key).
     fn holds_key(&self, j: &MJob) -> bool {
-        match self.semantics {
-            Semantics::Lazy => !matches!(j.stored, Stored::Dead),
-            Semantics::Contract => self.logical(j) != Logical::Dead,
-        }
+        self.logical(j) != Logical::Dead
     }
 
     /// Whether `kick` may revive `j`.
     fn kickable(&self, j: &MJob) -> bool {
-        match self.semantics {
-            Semantics::Lazy => j.stored == Stored::Dead,
-            Semantics::Contract => self.logical(j) == Logical::Dead,
-        }
+        self.logical(j) == Logical::Dead
     }
 
     fn key_holder(&self, queue: usize, key: usize, except: Option<u64>) -> Option<u64> {
@@ -368,8 +346,8 @@ impl Model {
         if h.finished {
             return Outcome::State;
         }
-        let current =
-            self.jobs.get(&h.id).is_some_and(|j| matches!(j.stored, Stored::Reserved { .. }) && j.token == h.token);
+        // The token alone decides: not delivered again (and not removed).
+        let current = self.jobs.get(&h.id).is_some_and(|j| j.token == h.token);
         if !current {
             self.held[held].finished = true;
             return Outcome::State;
@@ -483,10 +461,10 @@ fn fresh_queue(clock: Arc<ManualClock>) -> (tempfile::TempDir, Queue) {
     (dir, q)
 }
 
-fn run(ops: &[Op], semantics: Semantics, cov: &mut Coverage) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], cov: &mut Coverage) -> Result<(), TestCaseError> {
     let clock = Arc::new(ManualClock::new(START_MS));
     let (_dir, q) = fresh_queue(clock.clone());
-    let mut model = Model::new(semantics);
+    let mut model = Model::new();
     let mut held: Vec<jobq::Job> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
         let ctx = format!("step {step}: {op:?}");
@@ -597,7 +575,7 @@ struct Coverage {
     expired_dead: u64,
     batch_invalid: u64,
     /// Kicks and keyed puts while a job of that queue sits expired on its
-    /// last attempt and not yet promoted: where Contract and Lazy differ.
+    /// last attempt and not yet promoted (the library must promote first).
     lazy_window: u64,
 }
 
@@ -615,45 +593,32 @@ impl Coverage {
     }
 }
 
-fn run_cases(semantics: Semantics, default_cases: u32) {
+fn run_cases(default_cases: u32) {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default_cases);
     // Shrinking is bounded so that a failure is reported in seconds.
     let config =
         ProptestConfig { cases, failure_persistence: None, max_shrink_time: 3000, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let coverage = std::cell::RefCell::new(Coverage::default());
-    let result = runner
-        .run(&prop::collection::vec(op_strategy(), 20..40), |ops| run(&ops, semantics, &mut coverage.borrow_mut()));
-    eprintln!("{semantics:?} coverage over all cases (including shrinking): {:#?}", coverage.borrow());
+    let result = runner.run(&prop::collection::vec(op_strategy(), 20..40), |ops| run(&ops, &mut coverage.borrow_mut()));
+    eprintln!("coverage over all cases (including shrinking): {:#?}", coverage.borrow());
     match result {
         Ok(()) => {}
         Err(proptest::test_runner::TestError::Fail(reason, ops)) => {
             let ops: Vec<String> = ops.iter().enumerate().map(|(i, op)| format!("  {i:2}: {op:?}")).collect();
-            panic!("{semantics:?} model disagrees with the library: {reason}\nshrunk sequence:\n{}", ops.join("\n"));
+            panic!("the model disagrees with the library: {reason}\nshrunk sequence:\n{}", ops.join("\n"));
         }
-        Err(e) => panic!("{semantics:?} model run aborted: {e}"),
+        Err(e) => panic!("model run aborted: {e}"),
     }
 }
 
-/// The library against the model of what it does today (lazy promotion of
-/// expired leases). Any other disagreement fails here.
-#[test]
-fn model_lazy_expiry() {
-    run_cases(Semantics::Lazy, 64);
-}
-
-/// KNOWN LIBRARY BUG (expected to fail until fixed): the library against the
-/// contract. A job whose lease ran out on its last allowed attempt is counted
-/// dead by stats at once, but until a reserve on its queue runs, `kick` does
-/// not revive it and its unique key still blocks puts. 128 random sequences
-/// reach that window in nearly every run (roughly 7 runs in 8 for 64); the
-/// deterministic tests below always do.
+/// The library against the model of the contract, 128 random sequences.
 #[test]
 fn model_contract() {
-    run_cases(Semantics::Contract, 128);
+    run_cases(128);
 }
 
-// ------------------------------------------- deterministic pins of the bug
+// ------------------------------ regression tests: expiry on the last attempt
 
 fn open_manual() -> (tempfile::TempDir, Arc<ManualClock>, Queue) {
     let dir = tempfile::tempdir().unwrap();
@@ -662,7 +627,7 @@ fn open_manual() -> (tempfile::TempDir, Arc<ManualClock>, Queue) {
     (dir, clock, q)
 }
 
-/// KNOWN LIBRARY BUG (expected to fail until fixed): stats say dead, kick revives nothing.
+/// Stats say dead, so kick revives it (kick applies due expiries first).
 #[test]
 fn kick_revives_a_job_whose_last_lease_expired() {
     let (_dir, clock, q) = open_manual();
@@ -676,7 +641,7 @@ fn kick_revives_a_job_whose_last_lease_expired() {
     assert_eq!(q.kick("a", 10).unwrap(), 1, "kick must revive the job that stats count as dead");
 }
 
-/// KNOWN LIBRARY BUG (expected to fail until fixed): a dead job still holds its unique key.
+/// A job dead by expiry frees its unique key (a keyed put applies due expiries first).
 #[test]
 fn unique_key_is_free_once_the_last_lease_expired() {
     let (_dir, clock, q) = open_manual();
@@ -692,8 +657,7 @@ fn unique_key_is_free_once_the_last_lease_expired() {
     );
 }
 
-/// Once a reserve on the queue ran, both work: the two tests above fail only
-/// because promotion of expired leases is lazy.
+/// After a reserve on the queue applied the expiry, both hold as well.
 #[test]
 fn after_a_reserve_the_expired_last_attempt_is_dead_everywhere() {
     let (_dir, clock, q) = open_manual();

@@ -289,11 +289,9 @@ fn a_job_held_by_a_killed_process_is_delivered_again_at_once() {
 
 /// The parent is already blocked in a reserve when the holder dies.
 ///
-/// KNOWN LIBRARY BUG (expected to fail until fixed), same cause as the next
-/// test: the waiting reserve scans the holders (alive) and plans a recheck in
-/// 200 ms, but is woken early (the watcher reports the child's commit), loops,
-/// skips the throttled scan, and then sleeps until its timeout or the lease
-/// end instead of rechecking.
+/// Regression: the waiting reserve scanned the holders (alive), was woken
+/// early by the watcher, skipped the throttled scan on its next loop, and
+/// then slept until its timeout instead of rechecking.
 #[test]
 fn a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,14 +313,11 @@ fn a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile() {
     q.close().unwrap();
 }
 
-/// KNOWN LIBRARY BUG (expected to fail until fixed): a reserve that finds
-/// nothing rechecks the lease holders only if its own scan ran; when the scan
-/// was skipped because another reserve of this handle scanned less than
-/// OWNER_SCAN_MS (200 ms) ago, it does not plan a recheck and sleeps until the
-/// lease ends (60 s here) or its timeout. Here: a reserve that found the
-/// holder alive, the kill, then a reserve with a 2 s timeout, which returns
-/// the job only at its deadline. With no timeout (as workers reserve) it
-/// would wait for the whole lease.
+/// Regression: a reserve whose holder scan was skipped (another reserve of
+/// this handle scanned less than 200 ms ago) must still plan a recheck, not
+/// sleep until the lease ends (60 s here) or its timeout: a reserve that
+/// found the holder alive, the kill, then a reserve with a 2 s timeout must
+/// get the job long before its deadline.
 #[test]
 fn a_reserve_soon_after_an_owner_check_still_notices_the_killed_holder() {
     let dir = tempfile::tempdir().unwrap();

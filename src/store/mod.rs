@@ -73,8 +73,11 @@ pub(crate) fn connect(path: &Path, config: &Config) -> Result<Connection> {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"))
-        .map_err(|e| open_error(path, e))?;
+    // Checkpoints run on their own thread (checkpoint.rs), not inside a commit.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0;"
+    ))
+    .map_err(|e| open_error(path, e))?;
     Ok(conn)
 }
 
@@ -326,19 +329,23 @@ pub(crate) enum Finish {
 }
 
 /// Applies `finish` to delivery (`id`, `token`). `Ok(false)`: that delivery is
-/// no longer current (finished, or its lease expired and it was re-delivered).
+/// no longer current: the job is gone or was delivered again (new token).
+/// A delivery whose lease expired but which nobody received since may still
+/// finish, whether or not the expiry was already applied to its row: the
+/// token alone decides, so the answer does not depend on when promotion ran.
+/// (The `Job` handle refuses a second finish of its own delivery itself.)
 pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, now: i64) -> Result<bool> {
     let id = id as i64;
     let changed = match finish {
-        Finish::Ack => conn
-            .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND state = 1 AND lease_token = ?2")?
-            .execute(params![id, token])?,
+        Finish::Ack => {
+            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2")?.execute(params![id, token])?
+        }
         Finish::Fail { reason, delay_ms } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,
                     run_at = CASE WHEN attempts >= max_attempts THEN ?4 ELSE ?3 END,
                     last_error = ?5, lease_until = NULL, lease_owner = NULL, updated_at = ?4
-                 WHERE id = ?1 AND state = 1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2",
             )?
             .execute(params![id, token, now + *delay_ms as i64, now, reason.as_deref().unwrap_or("failed")])?,
         Finish::Release { delay_ms } => conn
@@ -346,21 +353,21 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
                 "UPDATE jobs SET state = CASE WHEN ?3 > 0 THEN 3 ELSE 0 END, run_at = ?4 + ?3,
                     attempts = max(attempts - 1, 0), lease_until = NULL, lease_owner = NULL,
                     updated_at = ?4
-                 WHERE id = ?1 AND state = 1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2",
             )?
             .execute(params![id, token, *delay_ms as i64, now])?,
         Finish::Touch { lease_ms } => conn
             .prepare_cached(
-                "UPDATE jobs SET run_at = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END,
+                "UPDATE jobs SET state = 1, run_at = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END,
                     lease_until = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END, updated_at = ?4
-                 WHERE id = ?1 AND state = 1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2",
             )?
             .execute(params![id, token, *lease_ms as i64, now])?,
         Finish::Bury { reason } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = 2, run_at = ?3, last_error = ?4, lease_until = NULL,
                     lease_owner = NULL, updated_at = ?3
-                 WHERE id = ?1 AND state = 1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2",
             )?
             .execute(params![id, token, now, reason.as_deref().unwrap_or("buried")])?,
     };
@@ -370,30 +377,33 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
 /// Dead -> ready, oldest first, attempts reset. A dead job whose unique key
 /// is now held by a live job stays dead (reviving it would make two).
 pub(crate) fn kick(conn: &Connection, queue: &str, max: u64, now: i64) -> Result<u64> {
+    // A lease that expired on its last attempt made its job dead already.
+    promote_due(conn, queue, now)?;
     let mut kicked = 0u64;
     let mut after = 0i64;
     let mut candidates =
-        conn.prepare_cached("SELECT id FROM jobs WHERE queue = ?1 AND state = 2 AND id > ?2 ORDER BY id LIMIT 256")?;
+        conn.prepare_cached("SELECT id FROM jobs WHERE queue = ?1 AND state = 2 AND id > ?2 ORDER BY id LIMIT ?3")?;
     let mut revive = conn.prepare_cached(
         "UPDATE jobs SET state = 0, attempts = 0, run_at = ?2, updated_at = ?2 WHERE id = ?1 AND state = 2",
     )?;
     while kicked < max {
+        // One sorted read per page; pages are large so a big kick sorts rarely.
+        let page = (max - kicked).min(10_000) as i64;
         let ids: Vec<i64> =
-            candidates.query_map(params![queue, after], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        if ids.is_empty() {
-            break;
-        }
+            candidates.query_map(params![queue, after, page], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let full_page = ids.len() as i64 == page;
         for id in ids {
             after = id;
-            if kicked >= max {
-                break;
-            }
             match revive.execute(params![id, now]) {
                 Ok(n) => kicked += n as u64,
+                // Its unique key is held by a live job: it stays dead.
                 Err(rusqlite::Error::SqliteFailure(f, _))
                     if f.code == rusqlite::ffi::ErrorCode::ConstraintViolation => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        if !full_page {
+            break;
         }
     }
     Ok(kicked)

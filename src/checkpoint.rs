@@ -1,0 +1,55 @@
+//! WAL checkpoints off the commit path. SQLite's automatic checkpoint runs
+//! inside the COMMIT that crosses its threshold, so one unlucky caller (and
+//! every request queued behind it in the writer) waits for a few MB of
+//! copying and an fsync of the database file. Instead, the writer only
+//! counts commits, and this thread runs PASSIVE checkpoints on its own
+//! connection while there is write activity: they never block the writer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, PoisonError};
+use std::thread::Thread;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How often to checkpoint while commits are happening.
+const INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+pub(crate) struct Checkpointer {
+    commits: AtomicU64,
+    thread: Mutex<Option<Thread>>,
+}
+
+impl Checkpointer {
+    /// Called by the writer after each commit; cheap.
+    pub(crate) fn note_commit(&self) {
+        if self.commits.fetch_add(1, SeqCst) == 0 {
+            self.wake();
+        }
+    }
+
+    pub(crate) fn set_thread(&self, t: Thread) {
+        *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(t);
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// The thread's loop: checkpoint after activity, sleep while idle.
+    pub(crate) fn run(&self, conn: Connection, closed: &AtomicBool) {
+        while !closed.load(SeqCst) {
+            if self.commits.swap(0, SeqCst) == 0 {
+                std::thread::park_timeout(Duration::from_secs(1));
+                continue;
+            }
+            // Errors (a reader pinning old frames, a busy lock) only delay
+            // the checkpoint to the next round.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            std::thread::park_timeout(INTERVAL);
+        }
+    }
+}
