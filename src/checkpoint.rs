@@ -8,12 +8,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// How often to checkpoint while commits are happening.
-const INTERVAL: Duration = Duration::from_millis(50);
+/// How often to checkpoint while commits are happening. Each checkpoint
+/// syncs the WAL and the database file, so this bounds that extra fsync load.
+const INTERVAL: Duration = Duration::from_millis(200);
+/// Checkpoint sooner once this many commits piled up (keeps the WAL small).
+const EARLY_COMMITS: u64 = 1000;
 
 #[derive(Default)]
 pub(crate) struct Checkpointer {
@@ -24,7 +27,8 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// Called by the writer after each commit; cheap.
     pub(crate) fn note_commit(&self) {
-        if self.commits.fetch_add(1, SeqCst) == 0 {
+        let n = self.commits.fetch_add(1, SeqCst) + 1;
+        if n == 1 || n == EARLY_COMMITS {
             self.wake();
         }
     }
@@ -39,17 +43,26 @@ impl Checkpointer {
         }
     }
 
-    /// The thread's loop: checkpoint after activity, sleep while idle.
+    /// The thread's loop: checkpoint at most every INTERVAL while commits
+    /// happen (sooner after EARLY_COMMITS), sleep while idle.
     pub(crate) fn run(&self, conn: Connection, closed: &AtomicBool) {
+        let mut last = Instant::now();
         while !closed.load(SeqCst) {
-            if self.commits.swap(0, SeqCst) == 0 {
+            let pending = self.commits.load(SeqCst);
+            if pending == 0 {
                 std::thread::park_timeout(Duration::from_secs(1));
                 continue;
             }
+            let since = last.elapsed();
+            if pending < EARLY_COMMITS && since < INTERVAL {
+                std::thread::park_timeout(INTERVAL - since);
+                continue;
+            }
+            self.commits.store(0, SeqCst);
             // Errors (a reader pinning old frames, a busy lock) only delay
             // the checkpoint to the next round.
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            std::thread::park_timeout(INTERVAL);
+            last = Instant::now();
         }
     }
 }

@@ -1,7 +1,14 @@
-//! Group commit: every write of a process goes through one writer thread
-//! that owns the write connection. It takes all requests waiting in its
-//! channel, applies them in ONE transaction with one sync, and only then
-//! answers each caller. Under load, N concurrent writers share one fsync.
+//! Group commit. All writes of a process share one write connection, and
+//! whoever holds it applies every request waiting at that moment in ONE
+//! transaction with one sync, then answers each caller. Under load, N
+//! concurrent writers share one fsync.
+//!
+//! Who holds it: a caller that finds the connection free runs its own
+//! request right away on its own thread, together with anything queued
+//! (no thread hand-off on the uncontended path). A caller that finds it busy
+//! queues its request and waits; the holder may take it into its batch, and
+//! otherwise the writer thread picks it up as soon as the connection is
+//! free. The writer thread only ever leads when no caller does.
 //!
 //! Each request says whether it must be durable before its caller hears
 //! back (a put must; a reserve or an ack need not: losing one on power loss
@@ -10,7 +17,8 @@
 //! syncs the WAL, and with it everything before it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -23,13 +31,13 @@ use crate::error::{Error, Result};
 use crate::notify::Notifier;
 
 /// Called once the request's transaction committed (`None`) or failed.
-pub(crate) type Done = Box<dyn FnOnce(Option<&Error>) + Send>;
-/// The request's statements, run with the connection and the batch's time;
-/// returns its answer-to-be and whether it failed. Given `None` it runs
+type Done = Box<dyn FnOnce(Option<&Error>) + Send>;
+/// A queued request's statements, run with the connection and the batch's
+/// time; returns its answer-to-be and whether it failed. Given `None` it runs
 /// nothing (the transaction could not start) and only prepares the answer.
 type Work = Box<dyn FnOnce(Option<(&Connection, i64)>) -> (Done, bool) + Send>;
 
-pub(crate) struct Request {
+struct Request {
     work: Work,
     durable: bool,
     /// Whether a commit of this request can make jobs ready (wakes waiting reserves).
@@ -41,30 +49,80 @@ enum Msg {
     Stop,
 }
 
+/// The caller's own request on the fast path: not boxed, not queued.
+struct Inline<'a> {
+    run: &'a mut dyn FnMut(&Connection, i64) -> bool,
+    durable: bool,
+    wakes: bool,
+}
+
 /// Most requests applied in one transaction; bounds the latency a long batch adds.
 const MAX_BATCH: usize = 1024;
 
-pub(crate) struct Writer {
+/// What the writer needs besides its connection.
+pub(crate) struct WriterContext {
+    pub durability: Durability,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Arc<Notifier>,
+    pub checkpointer: Arc<Checkpointer>,
+}
+
+struct WriteConn {
+    conn: Connection,
+    /// Whether `PRAGMA synchronous` is FULL now (durability "full" only).
+    synced: bool,
+}
+
+struct Shared {
     tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    conn: Mutex<WriteConn>,
+    ctx: WriterContext,
+    stopped: AtomicBool,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
 }
 
 impl Writer {
     pub(crate) fn start(conn: Connection, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let synced = ctx.durability == Durability::Full;
+        let shared = Arc::new(Shared {
+            tx,
+            rx,
+            conn: Mutex::new(WriteConn { conn, synced }),
+            ctx,
+            stopped: AtomicBool::new(false),
+        });
+        let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("jobq-writer".into())
-            .spawn(move || run(conn, rx, ctx))
+            .spawn(move || s.run())
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok((Writer { tx }, thread))
+        Ok((Writer { shared }, thread))
     }
 
-    /// Runs `f` inside the writer's next transaction and returns its result
-    /// once that transaction committed.
+    /// Runs `f` inside the next transaction and returns its result once that
+    /// transaction committed.
     pub(crate) fn submit<T, F>(&self, durable: bool, wakes: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, i64) -> Result<T> + Send + 'static,
     {
+        let s = &self.shared;
+        if s.stopped.load(SeqCst) {
+            return Err(Error::Shutdown("the queue is closed".into()));
+        }
+        let guard = match s.conn.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut guard) = guard {
+            return s.lead_with(&mut guard, durable, wakes, f);
+        }
         let (reply_tx, reply_rx) = crossbeam_channel::bounded::<Result<T>>(1);
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
@@ -81,115 +139,168 @@ impl Writer {
             });
             (done, failed)
         });
-        self.tx
-            .send(Msg::Request(Request { work, durable, wakes }))
+        s.tx.send(Msg::Request(Request { work, durable, wakes }))
             .map_err(|_| Error::Shutdown("the queue is closed".into()))?;
-        reply_rx.recv().map_err(|_| Error::Shutdown("the request was dropped: the queue was closed".into()))?
+        if s.stopped.load(SeqCst) {
+            // The writer may have drained the channel for the last time
+            // before our request arrived: drop what is left (ours included)
+            // so every waiting caller hears Shutdown.
+            s.discard_queued();
+        }
+        reply_rx.recv().map_err(|_| Error::Shutdown("the queue was closed before the request ran".into()))?
     }
 
-    /// Asks the writer to finish what it has and exit.
+    /// Stops the writer thread once it has applied what is queued.
     pub(crate) fn stop(&self) {
-        let _ = self.tx.send(Msg::Stop);
+        let _ = self.shared.tx.send(Msg::Stop);
     }
 }
 
-/// What the writer thread needs besides its connection.
-pub(crate) struct WriterContext {
-    pub durability: Durability,
-    pub clock: Arc<dyn Clock>,
-    pub notifier: Arc<Notifier>,
-    pub checkpointer: Arc<Checkpointer>,
+fn lock(m: &Mutex<WriteConn>) -> MutexGuard<'_, WriteConn> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, ctx: WriterContext) {
-    let WriterContext { durability, clock, notifier, checkpointer } = ctx;
-    let mut synced = durability == Durability::Full;
-    let mut pending: Vec<Request> = Vec::new();
-    let mut stopping = false;
-    while !stopping {
-        if pending.is_empty() {
-            match rx.recv() {
-                Ok(Msg::Request(r)) => pending.push(r),
+impl Shared {
+    /// The writer thread: leads whenever requests are queued and no caller leads.
+    fn run(&self) {
+        loop {
+            let first = match self.rx.recv() {
+                Ok(Msg::Request(r)) => r,
                 Ok(Msg::Stop) | Err(_) => break,
+            };
+            let mut guard = lock(&self.conn);
+            let mut batch = vec![first];
+            let stop = self.drain(&mut batch);
+            self.apply(&mut guard, batch, None);
+            drop(guard);
+            if stop {
+                break;
             }
         }
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Request(r)) => pending.push(r),
-                Ok(Msg::Stop) => {
-                    stopping = true;
-                    break;
-                }
+        self.stopped.store(true, SeqCst);
+        self.discard_queued();
+    }
+
+    /// Drops queued requests unanswered: their callers get Shutdown.
+    fn discard_queued(&self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// Moves queued requests into `batch`; true if a Stop was among them.
+    fn drain(&self, batch: &mut Vec<Request>) -> bool {
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(Msg::Request(r)) => batch.push(r),
+                Ok(Msg::Stop) => return true,
                 Err(_) => break,
             }
         }
+        false
+    }
+
+    /// The fast path: the caller holds the connection and runs its own
+    /// request first, plus whatever others queued meanwhile.
+    fn lead_with<T, F>(&self, guard: &mut WriteConn, durable: bool, wakes: bool, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection, i64) -> Result<T>,
+    {
+        let mut out: Option<Result<T>> = None;
+        let mut f = Some(f);
+        let mut run = |conn: &Connection, now: i64| match f.take() {
+            Some(f) => {
+                let r = f(conn, now);
+                let failed = r.is_err();
+                out = Some(r);
+                failed
+            }
+            None => true,
+        };
+        let mut batch = Vec::new();
+        let stop = self.drain(&mut batch);
+        let outcome = self.apply(guard, batch, Some(Inline { run: &mut run, durable, wakes }));
+        if stop {
+            // A Stop we took from the queue belongs to the writer thread.
+            let _ = self.tx.send(Msg::Stop);
+        }
+        match (outcome, out) {
+            (Some(e), _) => Err(e),
+            (None, Some(r)) => r,
+            (None, None) => Err(Error::Internal("the request panicked; nothing was stored for it".into())),
+        }
+    }
+
+    /// Applies `inline` and `batch` in one transaction and answers each
+    /// queued request. Returns the transaction's failure, if any.
+    fn apply(&self, wc: &mut WriteConn, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Option<Error> {
+        let conn = &wc.conn;
         // Sync only batches that hold a durable request (see the module doc).
-        if durability == Durability::Full {
-            let want = pending.iter().any(|r| r.durable);
-            if want != synced {
+        if self.ctx.durability == Durability::Full {
+            let want = inline.as_ref().is_some_and(|i| i.durable) || batch.iter().any(|r| r.durable);
+            if want != wc.synced {
                 let pragma = if want { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
                 if conn.execute_batch(pragma).is_ok() {
-                    synced = want;
+                    wc.synced = want;
                 }
             }
         }
-        let batch = std::mem::take(&mut pending);
-        pending = apply(&conn, batch, clock.now_ms(), &notifier);
-        checkpointer.note_commit();
-    }
-    // Requests still queued after Stop: the channel is dropped with them,
-    // which answers their callers with Shutdown.
-    drop(rx);
-}
-
-/// Applies `batch` in one transaction and answers each request. Returns the
-/// requests not yet run (when a failure rolled the transaction back midway).
-fn apply(conn: &Connection, batch: Vec<Request>, now: i64, notifier: &Notifier) -> Vec<Request> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let e = Error::from(e);
-        for r in batch {
-            let (done, _) = (r.work)(None);
-            done(Some(&e));
+        let now = self.ctx.clock.now_ms();
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = Error::from(e);
+            for r in batch {
+                let (done, _) = (r.work)(None);
+                done(Some(&e));
+            }
+            return Some(e);
         }
-        return Vec::new();
-    }
-    let mut dones: Vec<Done> = Vec::with_capacity(batch.len());
-    let mut wakes = false;
-    let mut rest = batch.into_iter();
-    let mut rolled_back = None;
-    for r in rest.by_ref() {
-        let (done, failed) = run_guarded(r.work, conn, now);
-        dones.push(done);
-        wakes |= r.wakes && !failed;
+        let mut wakes = false;
         // A failure such as a full disk makes SQLite roll back the whole
         // transaction: nothing of this batch was stored.
-        if failed && conn.is_autocommit() {
-            rolled_back =
-                Some(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()));
-            break;
+        let mut rolled_back = false;
+        if let Some(i) = inline.as_mut() {
+            let failed = catch_unwind(AssertUnwindSafe(|| (i.run)(conn, now))).unwrap_or(true);
+            wakes |= i.wakes && !failed;
+            rolled_back = failed && conn.is_autocommit();
         }
-    }
-    let outcome = match rolled_back {
-        Some(e) => Some(e),
-        None => conn.execute_batch("COMMIT").err().map(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            Error::from(e)
-        }),
-    };
-    for done in dones {
-        done(outcome.as_ref());
-    }
-    if outcome.is_none() && wakes {
-        notifier.bump();
-    }
-    rest.collect()
-}
-
-/// A panic inside a request must not take the writer down with it.
-fn run_guarded(work: Work, conn: &Connection, now: i64) -> (Done, bool) {
-    match catch_unwind(AssertUnwindSafe(|| work(Some((conn, now))))) {
-        Ok(r) => r,
-        // The request's reply channel was dropped with it: its caller gets an error.
-        Err(_) => (Box::new(|_| {}), true),
+        let mut dones: Vec<Done> = Vec::with_capacity(batch.len());
+        let mut rest = batch.into_iter();
+        if !rolled_back {
+            for r in rest.by_ref() {
+                let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
+                    Ok(x) => x,
+                    // The request's reply channel was dropped with it: its caller gets an error.
+                    Err(_) => (Box::new(|_: Option<&Error>| {}) as Done, true),
+                };
+                dones.push(done);
+                wakes |= r.wakes && !failed;
+                rolled_back = failed && conn.is_autocommit();
+                if rolled_back {
+                    break;
+                }
+            }
+        }
+        let outcome = if rolled_back {
+            Some(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
+        } else {
+            conn.execute_batch("COMMIT").err().map(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                Error::from(e)
+            })
+        };
+        for done in dones {
+            done(outcome.as_ref());
+        }
+        // Requests not run because the transaction failed midway go back in line.
+        for r in rest {
+            if self.stopped.load(SeqCst) || self.tx.send(Msg::Request(r)).is_err() {
+                break;
+            }
+        }
+        if outcome.is_none() {
+            if wakes {
+                self.ctx.notifier.bump();
+            }
+            self.ctx.checkpointer.note_commit();
+        }
+        outcome
     }
 }

@@ -346,8 +346,11 @@ impl Model {
         if h.finished {
             return Outcome::State;
         }
-        // The token alone decides: not delivered again (and not removed).
-        let current = self.jobs.get(&h.id).is_some_and(|j| j.token == h.token);
+        // The token decides: not delivered again (and not removed). A dead
+        // job can still be acked or buried, but not revived by its holder.
+        let current = self.jobs.get(&h.id).is_some_and(|j| {
+            j.token == h.token && (matches!(how, Finish::Ack | Finish::Bury) || self.logical(j) != Logical::Dead)
+        });
         if !current {
             self.held[held].finished = true;
             return Outcome::State;

@@ -333,6 +333,9 @@ pub(crate) enum Finish {
 /// A delivery whose lease expired but which nobody received since may still
 /// finish, whether or not the expiry was already applied to its row: the
 /// token alone decides, so the answer does not depend on when promotion ran.
+/// A job that is dead (buried, or its lease expired on its last attempt) can
+/// still be acked or buried by its holder, but not brought back to life by
+/// fail, release or touch: its unique key may belong to a new job by now.
 /// (The `Job` handle refuses a second finish of its own delivery itself.)
 pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, now: i64) -> Result<bool> {
     let id = id as i64;
@@ -345,7 +348,8 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,
                     run_at = CASE WHEN attempts >= max_attempts THEN ?4 ELSE ?3 END,
                     last_error = ?5, lease_until = NULL, lease_owner = NULL, updated_at = ?4
-                 WHERE id = ?1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2
+                   AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
             .execute(params![id, token, now + *delay_ms as i64, now, reason.as_deref().unwrap_or("failed")])?,
         Finish::Release { delay_ms } => conn
@@ -353,14 +357,16 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
                 "UPDATE jobs SET state = CASE WHEN ?3 > 0 THEN 3 ELSE 0 END, run_at = ?4 + ?3,
                     attempts = max(attempts - 1, 0), lease_until = NULL, lease_owner = NULL,
                     updated_at = ?4
-                 WHERE id = ?1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2
+                   AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
             .execute(params![id, token, *delay_ms as i64, now])?,
         Finish::Touch { lease_ms } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = 1, run_at = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END,
                     lease_until = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END, updated_at = ?4
-                 WHERE id = ?1 AND lease_token = ?2",
+                 WHERE id = ?1 AND lease_token = ?2
+                   AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
             .execute(params![id, token, *lease_ms as i64, now])?,
         Finish::Bury { reason } => conn
