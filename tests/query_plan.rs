@@ -37,6 +37,9 @@ const NEXT_DUE: &str = "SELECT min(run_at) FROM (
         UNION ALL
         SELECT min(run_at) FROM jobs WHERE queue = ?1 AND state = 1)";
 
+/// Dead jobs of a queue, oldest first (store::kick).
+const KICK_CANDIDATES: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 2 AND id > ?2 ORDER BY id LIMIT ?3";
+
 /// The detail lines of EXPLAIN QUERY PLAN for `sql`, with ?1 bound to a
 /// queue name and the other parameters to a time in ms (text columns give
 /// the number text affinity, so an index on them stays usable).
@@ -64,12 +67,14 @@ fn assert_uses(conn: &Connection, what: &str, sql: &str, index: &str) {
 fn check_hot_queries(conn: &Connection) {
     assert_uses(conn, "next ready job", NEXT_READY, "jobs_ready");
     assert_uses(conn, "reserve", RESERVE, "jobs_ready");
-    assert_uses(conn, "promote scheduled", PROMOTE_SCHEDULED, "jobs_due");
-    assert_uses(conn, "promote expired", PROMOTE_EXPIRED, "jobs_due");
-    assert_uses(conn, "due scheduled", DUE_SCHEDULED, "jobs_due");
-    assert_uses(conn, "due expired", DUE_EXPIRED, "jobs_due");
+    assert_uses(conn, "promote scheduled", PROMOTE_SCHEDULED, "jobs_scheduled");
+    assert_uses(conn, "promote expired", PROMOTE_EXPIRED, "jobs_leased");
+    assert_uses(conn, "due scheduled", DUE_SCHEDULED, "jobs_scheduled");
+    assert_uses(conn, "due expired", DUE_EXPIRED, "jobs_leased");
     assert_uses(conn, "unique key check", LIVE_UNIQUE, "jobs_unique");
-    assert_uses(conn, "next due", NEXT_DUE, "jobs_due");
+    assert_uses(conn, "next due (scheduled)", NEXT_DUE, "jobs_scheduled");
+    assert_uses(conn, "next due (leased)", NEXT_DUE, "jobs_leased");
+    assert_uses(conn, "kick candidates", KICK_CANDIDATES, "jobs_dead");
     // The reserve's outer UPDATE finds its row by rowid.
     let reserve = plan(conn, RESERVE);
     assert!(reserve.iter().any(|l| l.contains("INTEGER PRIMARY KEY (rowid=?)")), "{reserve:?}");
