@@ -76,9 +76,14 @@ impl Job {
 
     /// Retry after the backoff delay, or dead if this was the last allowed attempt.
     pub fn fail(&self, reason: Option<&str>) -> Result<()> {
+        self.apply(self.fail_op(reason), true, true)
+    }
+
+    /// The store operation of `fail` (its delay follows this delivery's attempt).
+    pub(crate) fn fail_op(&self, reason: Option<&str>) -> Finish {
         let c = &self.inner.config;
         let delay_ms = retry_delay_ms(self.attempt, c.backoff_base_ms, c.backoff_max_ms, c.backoff_jitter);
-        self.apply(Finish::Fail { reason: reason.map(str::to_owned), delay_ms }, true, true)
+        Finish::Fail { reason: reason.map(str::to_owned), delay_ms }
     }
 
     /// Give it back unfinished, ready again after `delay_ms`; not counted as a failure.
@@ -104,21 +109,37 @@ impl Job {
 
     /// `wakes`: whether the outcome can make a job ready (or change when).
     /// `ends`: whether it ends this delivery (all but touch).
+    /// Stores an outcome chosen by a worker (all of them end the delivery).
+    pub(crate) fn finish(&self, finish: Finish, wakes: bool) -> Result<()> {
+        self.apply(finish, wakes, true)
+    }
+
     fn apply(&self, finish: Finish, wakes: bool, ends: bool) -> Result<()> {
-        if self.finished.load(SeqCst) {
-            return Err(Error::State(format!("job {}: this delivery was already finished", self.id)));
-        }
-        self.inner.check_open()?;
-        let (id, token) = (self.id, self.token);
+        let (id, token) = self.begin_finish()?;
         // No finish needs an fsync before it returns: if a power loss undoes
         // one, the job is delivered again (at-least-once), never lost.
         let current =
             self.inner.writer.submit(false, wakes, move |conn, now| store::finish(conn, id, token, &finish, now))?;
+        self.end_finish(current, ends)
+    }
+
+    /// Checks that this delivery may still be finished; its (id, token).
+    pub(crate) fn begin_finish(&self) -> Result<(u64, i64)> {
+        if self.finished.load(SeqCst) {
+            return Err(Error::State(format!("job {}: this delivery was already finished", self.id)));
+        }
+        self.inner.check_open()?;
+        Ok((self.id, self.token))
+    }
+
+    /// Records what the store said: `current` false means the delivery was
+    /// stale (then it is finished for good); `ends`: all but touch end it.
+    pub(crate) fn end_finish(&self, current: bool, ends: bool) -> Result<()> {
         if !current {
             self.finished.store(true, SeqCst);
             return Err(Error::State(format!(
-                "job {id}: this delivery is no longer current (already finished, or its lease \
-                 expired and the job was delivered again)"
+                "job {}: this delivery is no longer current (finished, delivered again, or dead)",
+                self.id
             )));
         }
         if ends {

@@ -334,25 +334,8 @@ impl Queue {
             let seen = inner.notifier.generation();
             let (name, owner) = (queue.to_owned(), inner.owner.clone());
             let scan = inner.owner_scan.clone();
-            let (delivery, next_due, others_hold) = inner.writer.submit(false, false, move |conn, now| {
-                let mut d = store::reserve(conn, &name, now, &owner)?;
-                // Between scans, go by the last scan's answer.
-                let mut others_hold = scan.others_alive.load(SeqCst);
-                // Nothing ready: maybe a dead process holds jobs. /proc is
-                // read at most every OWNER_SCAN_MS per queue handle.
-                if d.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
-                    scan.last.store(now, SeqCst);
-                    let (reclaimed, alive) =
-                        store::reclaim_dead_owners(conn, &name, now, &owner, crate::process::owner_is_dead)?;
-                    scan.others_alive.store(alive, SeqCst);
-                    others_hold = alive;
-                    if reclaimed > 0 {
-                        d = store::reserve(conn, &name, now, &owner)?;
-                    }
-                }
-                let next = if d.is_none() { store::next_due(conn, &name)? } else { None };
-                Ok((d, next, others_hold))
-            })?;
+            let Attempt { delivery, next_due, others_hold } =
+                inner.writer.submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan))?;
             if let Some(d) = delivery {
                 return Ok(Some(Job::new(self.inner.clone(), queue.to_owned(), d)));
             }
@@ -394,6 +377,62 @@ impl Queue {
         let conn = self.inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let queues = store::counts(&conn, self.inner.clock.now_ms())?;
         Ok(Stats { queues: queues.into_iter().collect() })
+    }
+}
+
+/// One reserve attempt's outcome, inside the writer's transaction.
+pub(crate) struct Attempt {
+    delivery: Option<store::Delivery>,
+    /// When something next becomes due in the queue (if nothing was delivered).
+    next_due: Option<i64>,
+    /// Whether live processes other than this one hold leases in the queue.
+    others_hold: bool,
+}
+
+/// Tries to lease the next ready job of `name`; when none is ready, checks
+/// (throttled) for dead lease holders and finds when to look again.
+fn attempt_reserve(conn: &Connection, now: i64, name: &str, owner: &str, scan: &OwnerScan) -> Result<Attempt> {
+    let mut d = store::reserve(conn, name, now, owner)?;
+    // Between scans, go by the last scan's answer.
+    let mut others_hold = scan.others_alive.load(SeqCst);
+    // Nothing ready: maybe a dead process holds jobs. /proc is read at most
+    // every OWNER_SCAN_MS per queue handle.
+    if d.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
+        scan.last.store(now, SeqCst);
+        let (reclaimed, alive) = store::reclaim_dead_owners(conn, name, now, owner, crate::process::owner_is_dead)?;
+        scan.others_alive.store(alive, SeqCst);
+        others_hold = alive;
+        if reclaimed > 0 {
+            d = store::reserve(conn, name, now, owner)?;
+        }
+    }
+    let next_due = if d.is_none() { store::next_due(conn, name)? } else { None };
+    Ok(Attempt { delivery: d, next_due, others_hold })
+}
+
+impl Queue {
+    /// For workers: stores `finish` of `job` and, in the same transaction,
+    /// leases the next ready job of `queue` (one commit per job instead of
+    /// two). Returns the finish's result and the next job, if one was ready.
+    pub(crate) fn finish_and_reserve(
+        &self,
+        job: &Job,
+        finish: store::Finish,
+        wakes: bool,
+        queue: &str,
+    ) -> Result<(Result<()>, Option<Job>)> {
+        let inner = &self.inner;
+        let (id, token) = match job.begin_finish() {
+            Ok(t) => t,
+            Err(e) => return Ok((Err(e), None)),
+        };
+        let (name, owner, scan) = (queue.to_owned(), inner.owner.clone(), inner.owner_scan.clone());
+        let (current, attempt) = inner.writer.submit(false, wakes, move |conn, now| {
+            let current = store::finish(conn, id, token, &finish, now)?;
+            Ok((current, attempt_reserve(conn, now, &name, &owner, &scan)?))
+        })?;
+        let next = attempt.delivery.map(|d| Job::new(inner.clone(), queue.to_owned(), d));
+        Ok((job.end_finish(current, true), next))
     }
 }
 

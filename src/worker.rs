@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::queue::{check_queue_name, Queue};
+use crate::store::Finish;
 
 /// What a handler decided about its job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,36 +191,44 @@ impl Drop for Worker {
 
 fn work(s: &Shared, slot: usize) {
     let mut error_pause = Duration::from_millis(5);
+    // The job reserved together with the previous job's outcome, if any.
+    let mut next: Option<Job> = None;
     while !s.stop.load(SeqCst) {
-        match s.queue.reserve_until(&s.name, None, Some(&s.stop)) {
-            Ok(Some(job)) => {
-                error_pause = Duration::from_millis(5);
-                {
-                    let mut pool = lock(&s.pool);
-                    if s.stop.load(SeqCst) {
-                        // Stopped while this reserve ran: give the job back at once.
-                        drop(pool);
-                        let _ = job.release(0);
-                        break;
+        let job = match next.take() {
+            Some(job) => job,
+            None => match s.queue.reserve_until(&s.name, None, Some(&s.stop)) {
+                Ok(Some(job)) => job,
+                Ok(None) => continue,
+                Err(Error::Shutdown(_)) => break,
+                Err(_) => {
+                    // A transient failure (a lock held too long, a full disk):
+                    // pause without spinning, then try again.
+                    let pool = lock(&s.pool);
+                    if !s.stop.load(SeqCst) {
+                        drop(s.pool_cv.wait_timeout(pool, error_pause).unwrap_or_else(PoisonError::into_inner));
                     }
-                    pool.handlers += 1;
+                    error_pause = (error_pause * 2).min(Duration::from_secs(1));
+                    continue;
                 }
-                run_one(s, slot, Arc::new(job));
-                lock(&s.pool).handlers -= 1;
-                s.pool_cv.notify_all();
+            },
+        };
+        error_pause = Duration::from_millis(5);
+        {
+            let mut pool = lock(&s.pool);
+            if s.stop.load(SeqCst) {
+                // Stopped while this reserve ran: give the job back at once.
+                drop(pool);
+                let _ = job.release(0);
+                break;
             }
-            Ok(None) => {}
-            Err(Error::Shutdown(_)) => break,
-            Err(_) => {
-                // A transient failure (a lock held too long, a full disk):
-                // pause without spinning, then try again.
-                let pool = lock(&s.pool);
-                if !s.stop.load(SeqCst) {
-                    drop(s.pool_cv.wait_timeout(pool, error_pause).unwrap_or_else(PoisonError::into_inner));
-                }
-                error_pause = (error_pause * 2).min(Duration::from_secs(1));
-            }
+            pool.handlers += 1;
         }
+        next = run_one(s, slot, Arc::new(job));
+        lock(&s.pool).handlers -= 1;
+        s.pool_cv.notify_all();
+    }
+    if let Some(job) = next {
+        let _ = job.release(0);
     }
     exited(s, 1);
 }
@@ -239,7 +248,9 @@ fn renew_period(job: &Job) -> Duration {
     Duration::from_millis((job.lease_ms() / 3).max(1))
 }
 
-fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
+/// Runs the handler and stores its outcome; unless the pool is stopping,
+/// reserves the next job in the same transaction and returns it.
+fn run_one(s: &Shared, slot: usize, job: Arc<Job>) -> Option<Job> {
     if let Some(running) = lock(&s.running).as_mut() {
         running[slot] = Some(Running { job: job.clone(), next_touch: Instant::now() + renew_period(&job) });
     }
@@ -248,13 +259,24 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     if let Some(running) = lock(&s.running).as_mut() {
         running[slot] = None;
     }
+    let (finish, wakes) = match outcome {
+        Outcome::Done => (Finish::Ack, false),
+        Outcome::Retry => (job.fail_op(Some("the handler asked for a retry")), true),
+        Outcome::Bury => (Finish::Bury { reason: Some("the handler buried the job".into()) }, false),
+    };
     // A failure to store the outcome (the lease was lost, the queue closed)
     // leaves the job to be delivered again: at-least-once.
-    let _ = match outcome {
-        Outcome::Done => job.ack(),
-        Outcome::Retry => job.fail(Some("the handler asked for a retry")),
-        Outcome::Bury => job.bury(Some("the handler buried the job")),
-    };
+    if s.stop.load(SeqCst) {
+        let _ = job.finish(finish, wakes);
+        return None;
+    }
+    match s.queue.finish_and_reserve(&job, finish.clone(), wakes, &s.name) {
+        Ok((_, next)) => next,
+        Err(_) => {
+            let _ = job.finish(finish, wakes);
+            None
+        }
+    }
 }
 
 fn renew(s: &Shared) {
