@@ -6,6 +6,11 @@ need=()
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v c++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# tests/install.rs: a CMake consumer project, readelf/nm/objcopy/ld for the
+# installed libraries, and the system SQLite linked next to libjobq.a.
+command -v cmake >/dev/null || need+=(cmake)
+command -v objcopy >/dev/null || need+=(binutils)
+[ -e /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -13,4 +18,4 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
-echo "tools ok: $(valgrind --version), $(c++ --version | head -1)"
+echo "tools ok: $(valgrind --version), $(c++ --version | head -1), $(cmake --version | head -1)"

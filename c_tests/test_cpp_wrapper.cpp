@@ -1,0 +1,279 @@
+/* The C++17 wrapper include/jobq.hpp: errors as exceptions, RAII owners,
+ * every Queue/Job/Worker call, escape hatches, and a handler that throws
+ * (caught by the trampoline and counted as a retry). argv[1] = a fresh
+ * directory. */
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "check.h"
+#include "jobq.hpp"
+
+using jobqpp::Error;
+using jobqpp::Job;
+using jobqpp::JobView;
+using jobqpp::Outcome;
+using jobqpp::PutOptions;
+using jobqpp::Queue;
+using jobqpp::Worker;
+
+// Owners are move-only; moving never throws.
+static_assert(!std::is_copy_constructible_v<Queue> && !std::is_copy_assignable_v<Queue>);
+static_assert(!std::is_copy_constructible_v<Job> && !std::is_copy_assignable_v<Job>);
+static_assert(!std::is_copy_constructible_v<Worker> && !std::is_copy_assignable_v<Worker>);
+static_assert(std::is_nothrow_move_constructible_v<Queue> && std::is_nothrow_move_assignable_v<Queue>);
+static_assert(std::is_nothrow_move_constructible_v<Job> && std::is_nothrow_move_assignable_v<Job>);
+static_assert(std::is_nothrow_move_constructible_v<Worker> && std::is_nothrow_move_assignable_v<Worker>);
+
+/* Runs `body`, which must throw jobqpp::Error with `want`; returns the status seen. */
+template <class F>
+static jobq_status expect_error(F &&body, jobq_status want, const char *what, int line) {
+  jobq_status got = JOBQ_OK;
+  try {
+    body();
+    fprintf(stderr, "%s:%d: %s did not throw (want %s)\n", __FILE__, line, what, jobq_status_str(want));
+  } catch (const Error &e) {
+    got = e.status();
+    if (got != want) {
+      fprintf(stderr, "%s:%d: %s threw %s, want %s\n", __FILE__, line, what, e.what(), jobq_status_str(want));
+    }
+  }
+  return got;
+}
+#define CHECK_THROWS(stmt, want) CHECK(expect_error([&] { stmt; }, (want), #stmt, __LINE__) == (want))
+
+/* Waits up to 10 s (times JOBQ_TEST_SLOW, e.g. under valgrind) for cond(). */
+template <class F>
+static bool eventually(F &&cond) {
+  const char *slow = getenv("JOBQ_TEST_SLOW");
+  int factor = slow != nullptr && atoi(slow) > 0 ? atoi(slow) : 1;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10 * factor);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+static bool contains(const std::string &s, const char *needle) { return s.find(needle) != std::string::npos; }
+
+static void test_version_and_errors(const char *dir) {
+  CHECK(std::strcmp(jobqpp::version(), JOBQ_VERSION_STRING) == 0);
+  CHECK(jobqpp::version_number() == JOBQ_VERSION_NUMBER);
+
+  // A missing directory: JOBQ_E_IO, with jobq_last_error()'s text in the exception.
+  std::string missing = std::string(dir) + "/no/such/dir/q.db";
+  try {
+    Queue q(missing);
+    CHECK(!"open in a missing directory succeeded");
+  } catch (const Error &e) {
+    CHECK(e.status() == JOBQ_E_IO);
+    CHECK(std::strcmp(e.name(), "JOBQ_E_IO") == 0);
+    CHECK(!e.message().empty());
+    CHECK(std::strncmp(e.what(), "JOBQ_E_IO: ", 11) == 0);
+    CHECK(contains(e.what(), e.message().c_str()));
+  }
+  // An unknown config key: JOBQ_E_INVALID_ARG naming the key; also catchable as std::exception.
+  try {
+    Queue q(check_path(dir, "cfg.db"), std::string("{\"no_such_key\": 1}"));
+    CHECK(!"open with an unknown key succeeded");
+  } catch (const std::exception &e) {
+    const Error *err = dynamic_cast<const Error *>(&e);
+    CHECK(err != nullptr && err->status() == JOBQ_E_INVALID_ARG);
+    CHECK(contains(e.what(), "no_such_key"));
+  }
+}
+
+static void test_queue_and_jobs(const char *dir) {
+  Queue q(check_path(dir, "jobs.db"), R"({"backoff_base_ms": 60000, "backoff_jitter": 0})");
+  CHECK(static_cast<bool>(q));
+
+  // put: ids increase; payloads are bytes (embedded NUL kept).
+  std::uint64_t a = q.put("mail", "hello");
+  std::uint64_t b = q.put("mail", std::string("b\0in", 4));
+  const unsigned char raw[3] = {0, 255, 7};
+  std::uint64_t c = q.put("other", raw, sizeof raw);
+  CHECK(a > 0 && b > a && c > b);
+
+  // put_unique: like std::map::insert.
+  auto first = q.put_unique("mail", "user-42", "digest");
+  auto again = q.put_unique("mail", "user-42", "digest again");
+  CHECK(first.second && !again.second && again.first == first.first);
+  PutOptions keyed;
+  keyed.unique_key = "user-42";
+  CHECK(q.put("mail", "x", keyed) == first.first);  // put() gives the live job's id
+
+  // put_batch: one id per payload, in order.
+  std::vector<std::string> many = {"one", "two", "three"};
+  std::vector<std::uint64_t> ids = q.put_batch("batch", many);
+  CHECK(ids.size() == 3 && ids[0] < ids[1] && ids[1] < ids[2]);
+  std::vector<std::uint64_t> ids2 = q.put_batch("batch", {"four", "five"});
+  CHECK(ids2.size() == 2 && ids2[0] > ids[2]);
+
+  // reserve + accessors + ack.
+  std::optional<Job> job = q.reserve("mail", 1000);
+  CHECK(job.has_value());
+  if (job) {
+    CHECK(job->id() == a);
+    CHECK(job->queue() == "mail");
+    CHECK(job->payload() == "hello");
+    CHECK(job->attempt() == 1);
+    CHECK(job->view().id() == a);
+    job->touch(60000);
+    job->ack();
+    CHECK_THROWS(job->ack(), JOBQ_E_STATE);  // finished already: the lease token is spent
+  }
+  // Binary payload.
+  job = q.reserve("mail");
+  CHECK(job && job->id() == b && job->payload() == std::string_view("b\0in", 4));
+  // release: back at once, the attempt is not counted as a failure.
+  if (job) job->release();
+  job = q.reserve("mail");
+  CHECK(job && job->id() == b);
+  // fail: scheduled (a minute of backoff), so the next reserve gets the digest.
+  if (job) job->fail("smtp down");
+  job = q.reserve("mail");
+  CHECK(job && job->id() == first.first);
+  // bury + kick.
+  if (job) job->bury("bad address");
+  CHECK(!q.reserve("mail", 0).has_value());  // nothing ready: JOBQ_TIMEOUT is nullopt
+  CHECK(q.kick("mail", 10) == 1);
+  job = q.reserve("mail");
+  CHECK(job && job->id() == first.first);
+  if (job) job->ack();
+
+  // Job is move-only; the moved-from owner is empty.
+  std::optional<Job> other = q.reserve("other");
+  CHECK(other.has_value());
+  if (other) {
+    CHECK(other->payload() == std::string_view(reinterpret_cast<const char *>(raw), sizeof raw));
+    Job moved = std::move(*other);
+    CHECK(other->capi() == nullptr && moved.capi() != nullptr);
+    // Escape hatch: hand the jobq_job * to C code, which finishes and frees it.
+    jobq_job *rawjob = moved.release_capi();
+    CHECK(moved.capi() == nullptr);
+    CHECK_OK(jobq_ack(rawjob));
+    jobq_job_free(rawjob);
+  }
+
+  // cancel: a job not currently delivered; a second cancel finds nothing.
+  q.cancel(ids[2]);
+  CHECK_THROWS(q.cancel(ids[2]), JOBQ_E_NOT_FOUND);
+
+  // stats_json: b is scheduled (failed, backing off), batch has 4 ready.
+  std::string stats = q.stats_json();
+  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0}"));
+  CHECK(contains(stats, "\"batch\":{\"ready\":4"));
+
+  // Errors from calls on the queue: an empty queue name.
+  CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
+
+  // capi(): the C API on the same handle.
+  std::uint64_t cid = 0;
+  CHECK_OK(jobq_put(q.capi(), "c", "from C", 6, nullptr, &cid));
+  CHECK(cid > ids2[1]);
+
+  // Queue is move-only; close() closes once.
+  Queue moved = std::move(q);
+  CHECK(!q && moved && q.capi() == nullptr);
+  moved.close();
+  CHECK(!moved);
+  moved.close();  // no-op
+
+  // release(): take the jobq * out, then adopt it again.
+  Queue q2(check_path(dir, "jobs.db"));
+  jobq *rawq = q2.release();
+  CHECK(!q2 && rawq != nullptr);
+  Queue adopted(rawq);
+  CHECK(adopted.reserve("c") && adopted.capi() == rawq);
+}  // ~Queue closes `adopted`
+
+static void test_workers(const char *dir) {
+  Queue q(check_path(dir, "work.db"), R"({"backoff_base_ms": 1, "backoff_jitter": 0, "max_attempts": 3})");
+  std::atomic<int> done{0}, thrown{0}, foreign{0}, buried{0}, max_attempt{0};
+  std::atomic<bool> wrong_view{false};
+
+  Worker w = Worker::start(
+      q, "tasks",
+      [&](const JobView &job) -> jobq_outcome {
+        if (job.queue() != "tasks" || job.id() == 0 || job.attempt() == 0) wrong_view = true;
+        std::string_view p = job.payload();
+        if (p == "throw") {
+          int seen = static_cast<int>(job.attempt());
+          int prev = max_attempt.load();
+          while (prev < seen && !max_attempt.compare_exchange_weak(prev, seen)) {
+          }
+          thrown++;
+          throw std::runtime_error("handler failed");
+        }
+        if (p == "throw-int") {
+          foreign++;
+          throw 42;  // not even a std::exception
+        }
+        if (p == "bury") {
+          buried++;
+          return static_cast<jobq_outcome>(Outcome::bury);
+        }
+        done++;
+        return JOBQ_DONE;
+      },
+      jobqpp::WorkerOptions{2});
+  CHECK(static_cast<bool>(w) && w.capi() != nullptr);
+
+  q.put_batch("tasks", {"a", "b", "throw", "c", "bury", "throw-int"});
+  // Each throwing job is retried until its 3 attempts are used up, then dead.
+  CHECK(eventually([&] { return done.load() == 3 && thrown.load() == 3 && foreign.load() == 3 && buried.load() == 1; }));
+  CHECK(max_attempt.load() == 3);
+  CHECK(!wrong_view.load());
+  CHECK(eventually([&] { return contains(q.stats_json(), "\"dead\":3"); }));
+
+  // close() refuses while the worker runs, and the queue stays usable.
+  CHECK_THROWS(q.close(), JOBQ_E_BUSY);
+  CHECK(static_cast<bool>(q));
+
+  // Worker is move-only; stop() stops once.
+  Worker moved = std::move(w);
+  CHECK(!w && moved);
+  CHECK(moved.stop(-1));
+  CHECK(!moved);
+  CHECK(moved.stop(-1));  // stopped already: no-op
+  CHECK(w.stop());        // moved-from: no-op
+
+  // A void handler (= done) in a scope: the destructor stops the pool, after
+  // which the queue closes.
+  std::atomic<int> plain{0};
+  {
+    Worker scoped = Worker::start(q, "plain", [&](const JobView &) { plain++; });
+    q.put("plain", "1");
+    q.put("plain", "2");
+    CHECK(eventually([&] { return plain.load() == 2; }));
+  }
+  CHECK(q.kick("tasks", 10) == 3);  // the dead ones, back for the next pool
+  {
+    // Outcome-returning handler; stops and frees with the destructor.
+    Worker all_done = Worker::start(q, "tasks", [&](const JobView &) { return Outcome::done; });
+    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"); }));
+  }
+  q.close();
+  CHECK(!q);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    test_version_and_errors(argv[1]);
+    test_queue_and_jobs(argv[1]);
+    test_workers(argv[1]);
+  } catch (const std::exception &e) {
+    fprintf(stderr, "uncaught exception: %s\n", e.what());
+    return 1;
+  }
+  return check_finish("test_cpp_wrapper");
+}
