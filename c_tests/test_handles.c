@@ -220,17 +220,29 @@ static void test_stopped_worker(const char *dir) {
 static void test_job_of_closed_queue(const char *dir) {
   jobq *q = tu_open(dir, "shutdown.db", NULL);
   jobq_job *jobs[5];
-  jobq_put_opts opts;
-  int i;
-  /* Long enough that all five are still held when the queue closes, even
-   * under valgrind; short enough to wait out after reopening. */
-  jobq_put_opts_init(&opts);
-  opts.lease_ms = 500;
+  uint64_t ids[5];
+  int i, delivered[5] = {0, 0, 0, 0, 0};
+  /* The five are reserved under the file's 30 s lease, so none can expire
+   * and be delivered a second time while the others are being reserved
+   * (with a short lease, a stall of that length - a loaded machine, a slow
+   * fsync, valgrind - made the last reserve take the first job again: it
+   * came back later as attempt 3, and the job never reserved as attempt 1).
+   * Only once all five are held are the leases cut short, for the wait
+   * after reopening; expiring then is harmless, nobody reserves. */
   for (i = 0; i < 5; i++) {
-    tu_put(q, "h", "x", &opts);
+    ids[i] = tu_put(q, "h", "x", NULL);
   }
   for (i = 0; i < 5; i++) {
     jobs[i] = tu_reserve(q, "h", 0);
+    if (jobs[i] != NULL) {
+      CHECK(jobq_job_id(jobs[i]) == ids[i]);
+      CHECK(jobq_job_attempt(jobs[i]) == 1);
+    }
+  }
+  for (i = 0; i < 5; i++) {
+    if (jobs[i] != NULL) {
+      CHECK_OK(jobq_touch(jobs[i], 50));
+    }
   }
   CHECK_OK(jobq_close(q));
   if (jobs[0] != NULL) {
@@ -253,16 +265,33 @@ static void test_job_of_closed_queue(const char *dir) {
     jobq_job_free(jobs[i]);
   }
 
-  /* Nothing was finished: after the leases run out all five come back. */
+  /* Nothing was finished: after the leases run out all five come back,
+   * each as its second attempt. */
   q = tu_open(dir, "shutdown.db", NULL);
   for (i = 0; i < 5; i++) {
     jobq_job *job = tu_reserve(q, "h", TU_MUST_MS);
+    uint64_t id;
+    int k;
     if (job == NULL) {
       break;
     }
+    id = jobq_job_id(job);
     CHECK(jobq_job_attempt(job) == 2);
+    for (k = 0; k < 5; k++) {
+      if (ids[k] == id) {
+        delivered[k]++;
+      }
+    }
+    if (jobq_job_attempt(job) != 2) {
+      fprintf(stderr, "  job %llu came back as attempt %u\n",
+              (unsigned long long)id, jobq_job_attempt(job));
+    }
     tu_ack_free(job);
   }
+  for (i = 0; i < 5; i++) {
+    CHECK(delivered[i] == 1);
+  }
+  TU_CHECK_COUNTS(q, "h", 0, 0, 0, 0);
   CHECK_OK(jobq_close(q));
 }
 

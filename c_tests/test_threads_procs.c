@@ -10,7 +10,10 @@
 
 #include "testutil.h"
 
-static const char *CFG = "{\"durability\":\"normal\"}";
+/* Set in main: processes wait on each other's locks up to busy_timeout_ms,
+ * which scales with the environment's speed like every "must happen
+ * within" bound (5 s natively, as the default). */
+static const char *CFG;
 
 /* ---- many threads, one handle ---------------------------------------- */
 
@@ -371,17 +374,23 @@ static void test_fork(const char *dir) {
 }
 
 /* A process that dies holding a job: the job comes back (as a failed
- * attempt) without waiting out its 30 s lease. */
+ * attempt) without waiting out its lease. The lease is an hour, far longer
+ * than the (scaled) bound on the wait, so the check means the same under
+ * valgrind as natively. */
 static void test_dead_process(const char *dir) {
   char path[4096];
   jobq *q = tu_open(dir, "orphan.db", CFG);
-  uint64_t id = tu_put(q, "px", "orphan", NULL);
+  jobq_put_opts opts;
+  uint64_t id;
   int fds[2];
   pid_t pid;
   char c = 0;
   jobq_job *job;
   int64_t t0;
 
+  jobq_put_opts_init(&opts);
+  opts.lease_ms = 3600000;
+  id = tu_put(q, "px", "orphan", &opts);
   snprintf(path, sizeof path, "%s", check_path(dir, "orphan.db"));
   CHECK(pipe(fds) == 0);
   pid = fork();
@@ -616,6 +625,8 @@ static void test_busy(const char *dir) {
 int main(int argc, char **argv) {
   const char *dir = tu_dir(argc, argv);
   tu_watchdog();
+  CFG = tu_cfg("{\"durability\":\"normal\",\"busy_timeout_ms\":%lld}",
+               (long long)TU_SCALE(5000));
   test_many_threads(dir);
   test_wakeups(dir);
   test_close_wakes_reserve(dir);

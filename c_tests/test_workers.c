@@ -278,9 +278,11 @@ static void test_concurrency(jobq *q) {
   ctx_destroy(&c);
 }
 
-/* A handler that runs three leases long: renewal keeps the job its own.
- * (200 ms rather than less: renewal must also keep up under valgrind.) */
+/* A handler that runs two and a half leases long: renewal keeps the job
+ * its own. The lease scales with the environment's speed (renewal must keep
+ * up under valgrind too); 200 ms natively. */
 static void test_lease_renewal(jobq *q) {
+  const int64_t lease = TU_SCALE(200);
   struct ctx c;
   jobq_worker *w = NULL;
   jobq_worker_opts wopts;
@@ -288,15 +290,16 @@ static void test_lease_renewal(jobq *q) {
   jobq_job *stolen = NULL;
   jobq_status st;
   ctx_init(&c, "long");
-  c.sleep_ms = 600;
+  c.sleep_ms = (long)(lease * 5 / 2);
   jobq_put_opts_init(&opts);
-  opts.lease_ms = 200;
+  opts.lease_ms = (uint64_t)lease;
   put_jobs(q, "long", 0, 1, &opts);
   jobq_worker_opts_init(&wopts);
   wopts.concurrency = 2; /* a free pool thread could take a lapsed job */
   CHECK_OK(jobq_worker_start(q, "long", &wopts, done_handler, &c, &w));
   CHECK(ctx_wait(&c, &c.started, 1, TU_MUST_MS) == 1);
-  st = jobq_reserve(q, "long", 800, &stolen);
+  /* For as long as the handler runs, nobody else gets its job. */
+  st = jobq_reserve(q, "long", c.sleep_ms, &stolen);
   CHECK_STATUS(st, JOBQ_TIMEOUT);
   if (st == JOBQ_OK) {
     jobq_job_free(stolen);
@@ -341,10 +344,10 @@ static void test_stop_idle_is_prompt(jobq *q) {
   tu_sleep_ms(30);
   t0 = tu_now_ms();
   if (w != NULL) {
-    CHECK_OK(jobq_worker_stop(w, 3000));
+    CHECK_OK(jobq_worker_stop(w, TU_SCALE(3000)));
   }
   /* A pool blocked in reserve must notice the stop, not sit out a wait. */
-  CHECK(tu_now_ms() - t0 < 3000);
+  CHECK(tu_now_ms() - t0 < TU_SCALE(3000));
   CHECK(c.delivered == 0);
 
   /* timeout 0 on an idle pool is fine too. */
@@ -358,7 +361,7 @@ static void test_stop_idle_is_prompt(jobq *q) {
 static jobq_outcome gated_handler(const jobq_job *job, void *user_data) {
   struct ctx *c = user_data;
   record(c, job);
-  ctx_wait(c, &c->gate_open, 1, 20000);
+  ctx_wait(c, &c->gate_open, 1, TU_SCALE(20000));
   leave(c);
   return JOBQ_DONE;
 }

@@ -5,6 +5,7 @@
 #define JOBQ_TESTUTIL_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +14,39 @@
 
 #include "check.h"
 
-/* A fast config for anything time-based; each test adds what it needs. */
-#define TU_FAST_CFG                                                            \
-  "{\"durability\":\"normal\",\"lease_ms\":100,\"backoff_base_ms\":20,"       \
-  "\"backoff_max_ms\":100,\"backoff_jitter\":0}"
+/* How slow this environment is: JOBQ_TEST_SLOW (an integer factor; the
+ * runner sets 20 under a JOBQ_C_TEST_WRAPPER such as valgrind, 1 natively).
+ * Read on every call (getenv is cheap and needs no shared cache between
+ * threads); values < 1 or unparsable count as 1. */
+static inline int64_t tu_slow(void) {
+  const char *e = getenv("JOBQ_TEST_SLOW");
+  long v = e != NULL ? strtol(e, NULL, 10) : 1;
+  return v < 1 ? 1 : v > 1000 ? 1000 : (int64_t)v;
+}
 
-/* Generous bound for things that must happen; valgrind is ~20x slower. */
-#define TU_MUST_MS 5000
+/* Scales a duration that a check depends on: a "must happen within" bound,
+ * a "must not happen yet" window, or a short lease/delay whose running out
+ * early would break a check. Never used to weaken what a check asserts. */
+#define TU_SCALE(ms) ((int64_t)(ms) * tu_slow())
+
+/* Generous bound for things that must happen (5 s natively). Waits that use
+ * it return as soon as the thing happens, so it costs nothing when it does. */
+#define TU_MUST_MS TU_SCALE(5000)
+
+/* A config JSON built at run time (for scaled values), in one of a few
+ * rotating static buffers, so a couple may be live at once. */
+static inline const char *tu_cfg(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static inline const char *tu_cfg(const char *fmt, ...) {
+  static char bufs[4][512];
+  static int next;
+  char *buf = bufs[next++ % 4];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof bufs[0], fmt, ap);
+  va_end(ap);
+  return buf;
+}
 
 static inline void tu_sleep_ms(long ms) {
   struct timespec ts;
@@ -37,8 +64,11 @@ static inline int64_t tu_now_ms(void) {
 
 /* A program that hangs (a reserve that is never woken, a stop that never
  * returns) must fail rather than stall CI; SIGALRM's default action kills
- * the process with a non-zero status. The bound leaves room for valgrind. */
-static inline void tu_watchdog(void) { alarm(120); }
+ * the process with a non-zero status. 2 minutes natively; scaled down from
+ * 40 to 10 minutes per program under valgrind (JOBQ_TEST_SLOW=20). */
+static inline void tu_watchdog(void) {
+  alarm((unsigned)(60 + 30 * tu_slow()));
+}
 
 static inline const char *tu_dir(int argc, char **argv) {
   if (argc < 2) {
@@ -154,45 +184,67 @@ static inline const char *tu_json_object(const char *from, const char *key,
   return NULL;
 }
 
-/* A count from stats_json: queues.<queue>.<field>. A queue absent from the
- * stats counts as 0 (it holds no jobs); -1 means the JSON did not have the
- * documented shape, -2 that jobq_stats_json itself failed. */
-static inline long tu_stat(jobq *q, const char *queue, const char *field) {
-  char *json = NULL;
+/* A count from a stats JSON text: queues.<queue>.<field>. A queue absent
+ * from the stats counts as 0 (it holds no jobs); -1 means the JSON did not
+ * have the documented shape. */
+static inline long tu_stat_in(const char *json, const char *queue,
+                              const char *field) {
   const char *queues, *queues_end, *obj, *obj_end, *p;
   char quoted[256];
-  long value = -1;
-  if (jobq_stats_json(q, &json) != JOBQ_OK || json == NULL) {
-    return -2;
-  }
+  char *num_end = NULL;
+  long v;
   queues = tu_json_object(json, "queues", &queues_end);
   if (queues == NULL) {
-    goto done;
+    return -1;
   }
   obj = tu_json_object(queues, queue, &obj_end);
   if (obj == NULL || obj > queues_end) {
-    value = 0;
-    goto done;
+    return 0;
   }
   snprintf(quoted, sizeof quoted, "\"%s\"", field);
   p = strstr(obj, quoted);
   if (p == NULL || p > obj_end) {
-    goto done;
+    return -1;
   }
   p += strlen(quoted);
   while (*p == ' ' || *p == ':') {
     p++;
   }
-  {
-    char *num_end = NULL;
-    long v = strtol(p, &num_end, 10);
-    if (num_end != p) {
-      value = v;
-    }
+  v = strtol(p, &num_end, 10);
+  return num_end != p ? v : -1;
+}
+
+/* One count from one jobq_stats_json call; -2 if that call failed. To
+ * compare or add several counts, take them from one snapshot (tu_counts):
+ * two calls can straddle a job's move from one state to another. */
+static inline long tu_stat(jobq *q, const char *queue, const char *field) {
+  char *json = NULL;
+  long value;
+  if (jobq_stats_json(q, &json) != JOBQ_OK || json == NULL) {
+    return -2;
   }
-done:
+  value = tu_stat_in(json, queue, field);
   jobq_string_free(json);
   return value;
+}
+
+/* All four documented counts of one queue from ONE stats call. */
+typedef struct tu_counts {
+  long ready, scheduled, reserved, dead;
+} tu_counts;
+
+static inline tu_counts tu_counts_of(jobq *q, const char *queue) {
+  tu_counts c = {-2, -2, -2, -2};
+  char *json = NULL;
+  if (jobq_stats_json(q, &json) != JOBQ_OK || json == NULL) {
+    return c;
+  }
+  c.ready = tu_stat_in(json, queue, "ready");
+  c.scheduled = tu_stat_in(json, queue, "scheduled");
+  c.reserved = tu_stat_in(json, queue, "reserved");
+  c.dead = tu_stat_in(json, queue, "dead");
+  jobq_string_free(json);
+  return c;
 }
 
 /* Polls a stats count until it equals want or timeout_ms passes; returns
@@ -208,13 +260,22 @@ static inline long tu_wait_stat(jobq *q, const char *queue, const char *field,
   return v;
 }
 
-/* Checks all four documented counts of one queue at once. */
-#define TU_CHECK_COUNTS(q, queue, ready, scheduled, reserved, dead)            \
+/* Checks all four documented counts of one queue, read atomically from one
+ * stats call; prints what it saw when they differ. */
+#define TU_CHECK_COUNTS(q, queue, ready_, scheduled_, reserved_, dead_)        \
   do {                                                                         \
-    CHECK(tu_stat((q), (queue), "ready") == (ready));                          \
-    CHECK(tu_stat((q), (queue), "scheduled") == (scheduled));                  \
-    CHECK(tu_stat((q), (queue), "reserved") == (reserved));                    \
-    CHECK(tu_stat((q), (queue), "dead") == (dead));                            \
+    tu_counts tu_c_ = tu_counts_of((q), (queue));                              \
+    int tu_before_ = check_failures;                                           \
+    CHECK(tu_c_.ready == (ready_));                                            \
+    CHECK(tu_c_.scheduled == (scheduled_));                                    \
+    CHECK(tu_c_.reserved == (reserved_));                                      \
+    CHECK(tu_c_.dead == (dead_));                                              \
+    if (check_failures != tu_before_) {                                        \
+      fprintf(stderr,                                                          \
+              "  queue %s: ready %ld scheduled %ld reserved %ld dead %ld\n",  \
+              (queue), tu_c_.ready, tu_c_.scheduled, tu_c_.reserved,           \
+              tu_c_.dead);                                                     \
+    }                                                                          \
   } while (0)
 
 #endif

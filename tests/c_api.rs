@@ -3,6 +3,15 @@
 //! JOBQ_C_TEST_WRAPPER (e.g. "valgrind --error-exitcode=1 --leak-check=full")
 //! to run the binaries under a tool; JOBQ_C_TEST_FILTER=name to run a subset;
 //! JOBQ_C_TEST_CFLAGS to add compiler flags (e.g. sanitizers).
+//!
+//! Each program gets JOBQ_TEST_SLOW, the factor by which its environment is
+//! slower than a plain native run (c_tests/testutil.h scales its time bounds,
+//! and the short leases and delays that checks depend on, by it): 20 under a
+//! wrapper (valgrind), 3 with sanitizer flags, else 1. A JOBQ_TEST_SLOW set in
+//! the environment wins.
+//!
+//! With sanitizer flags in JOBQ_C_TEST_CFLAGS, ASAN_OPTIONS / UBSAN_OPTIONS
+//! get defaults (see `sanitizer_env`) unless already set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +52,12 @@ fn run_all(linkage: Linkage) {
         }
     });
     let failures = failures.into_inner().unwrap();
-    println!("C tests ({linkage:?}): {} passed, {} failed", sources.len() - failures.len(), failures.len());
+    let slow = slow_factor(&std::env::var("JOBQ_C_TEST_WRAPPER").unwrap_or_default());
+    println!(
+        "C tests ({linkage:?}, JOBQ_TEST_SLOW={slow}): {} passed, {} failed",
+        sources.len() - failures.len(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "C test failures:\n{}", failures.join("\n\n"));
 }
 
@@ -64,15 +78,76 @@ fn build_and_run(libs: &Libs, linkage: Linkage, src: &Path) -> Result<(), String
         None => Command::new(&bin),
     };
     cmd.arg(work.path()).env_remove("LD_LIBRARY_PATH");
+    cmd.env("JOBQ_TEST_SLOW", slow_factor(&wrapper));
+    for (k, v) in sanitizer_env() {
+        cmd.env(k, v);
+    }
     let started = std::time::Instant::now();
     let out = cmd.output().map_err(|e| format!("{name}: cannot run: {e}"))?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("  {name} ({linkage:?}, {:.2}s): {}", started.elapsed().as_secs_f64(), text.lines().last().unwrap_or(""));
+    // The program's own summary ("<name>: N checks, M failed"), not whatever
+    // a tool printed last (valgrind's reports of forked children come later).
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(&format!("{name}: ")) && l.contains(" checks, "))
+        .or_else(|| text.lines().last())
+        .unwrap_or("");
+    println!("  {name} ({linkage:?}, {:.2}s): {summary}", started.elapsed().as_secs_f64());
     if out.status.success() {
         Ok(())
     } else {
         Err(format!("{name} ({linkage:?}) failed with {}:\n{text}", out.status))
     }
+}
+
+/// JOBQ_TEST_SLOW for the C programs: the environment's own value if set,
+/// else 20 under a wrapper (valgrind runs code 20-50x slower), 3 with
+/// sanitizers (ASan/UBSan roughly double run times), else 1.
+fn slow_factor(wrapper: &str) -> String {
+    if let Ok(v) = std::env::var("JOBQ_TEST_SLOW") {
+        if !v.trim().is_empty() {
+            return v;
+        }
+    }
+    let cflags = std::env::var("JOBQ_C_TEST_CFLAGS").unwrap_or_default();
+    if !wrapper.trim().is_empty() {
+        "20".into()
+    } else if cflags.contains("-fsanitize") {
+        "3".into()
+    } else {
+        "1".into()
+    }
+}
+
+/// Sanitizer settings for programs built with -fsanitize=address and/or
+/// undefined; a variable already set in the environment is left alone.
+///
+/// * ASAN_OPTIONS=detect_leaks=1: LeakSanitizer checks each program at exit
+///   (the default on x86_64 Linux, said explicitly so a platform or an
+///   inherited default cannot turn it off). No suppressions are needed: every
+///   test closes what it opens, and what Rust's standard library keeps for the
+///   life of the process stays reachable. Forked children end with _exit()
+///   (or SIGKILL), which skips the exit-time leak check, so a child is not
+///   blamed for the parent's threads' memory it inherited; the children's
+///   checks report over a pipe as under valgrind.
+/// * UBSAN_OPTIONS: print a stack trace and stop at the first report (with
+///   -fno-sanitize-recover=undefined the program exits non-zero).
+fn sanitizer_env() -> Vec<(&'static str, String)> {
+    let cflags = std::env::var("JOBQ_C_TEST_CFLAGS").unwrap_or_default();
+    let mut env = Vec::new();
+    let mut set = |name: &'static str, value: &str| {
+        if std::env::var_os(name).is_none() {
+            env.push((name, value.to_string()));
+        }
+    };
+    if cflags.contains("-fsanitize=") && cflags.contains("address") {
+        set("ASAN_OPTIONS", "detect_leaks=1");
+    }
+    if cflags.contains("-fsanitize=") && cflags.contains("undefined") {
+        set("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+    }
+    env
 }
 
 #[test]

@@ -3,6 +3,13 @@
 //! libraries only in target/<profile>/deps/ (next to the test binary), and an
 //! older target/<profile>/libjobq.so may be stale, so we link by full path
 //! from deps/ and never rely on LD_LIBRARY_PATH.
+//!
+//! Several `cargo test` runs may share one target/ (engineers, CI jobs): one
+//! may rebuild deps/libjobq.a or compile a C test binary while another links
+//! or runs it. So each test process copies both libraries once, at start,
+//! into a directory of its own (target/<profile>/c-test-lib/p<pid>/), builds
+//! C programs under target/<profile>/c-test-bin/p<pid>/, and removes the
+//! directories of processes that no longer exist.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -40,13 +47,13 @@ impl Libs {
         let exe = std::env::current_exe().expect("test executable path");
         let deps = exe.parent().expect("deps dir").to_path_buf();
         let so = newest(&deps, "libjobq.so");
-        let static_lib = newest(&deps, "libjobq.a");
-        let shared_dir = deps.parent().expect("profile dir").join("c-test-lib");
-        std::fs::create_dir_all(&shared_dir).expect("create c-test-lib");
-        // Copy under a private name each run (atomically), with the soname link.
-        let tmp = shared_dir.join(format!("libjobq.so.tmp{}", std::process::id()));
-        std::fs::copy(&so, &tmp).expect("copy libjobq.so");
-        std::fs::rename(&tmp, shared_dir.join("libjobq.so")).expect("install libjobq.so");
+        let a = newest(&deps, "libjobq.a");
+        let profile = deps.parent().expect("profile dir");
+        let shared_dir = private_dir(&profile.join("c-test-lib"));
+        // Copy under private names, with the soname link.
+        std::fs::copy(&so, shared_dir.join("libjobq.so")).expect("copy libjobq.so");
+        let static_lib = shared_dir.join("libjobq.a");
+        std::fs::copy(&a, &static_lib).expect("copy libjobq.a");
         let link = shared_dir.join("libjobq.so.0");
         let _ = std::fs::remove_file(&link);
         let _ = std::os::unix::fs::symlink("libjobq.so", &link);
@@ -58,8 +65,11 @@ impl Libs {
     }
 
     /// A directory under target/ for build outputs of one kind.
+    /// (Private to this test process, like the libraries.)
     pub fn scratch(&self, kind: &str) -> PathBuf {
-        let d = self.deps.parent().unwrap().join("c-test-bin").join(kind);
+        static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let base = BIN.get_or_init(|| private_dir(&self.deps.parent().unwrap().join("c-test-bin")));
+        let d = base.join(kind);
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -96,4 +106,24 @@ impl Libs {
             Err(format!("compiling {:?} ({linkage:?}) failed:\n{}", sources, String::from_utf8_lossy(&out.stderr)))
         }
     }
+}
+
+/// `parent`/p<this pid>, created empty; first removes the p<pid> siblings
+/// whose process is gone (left by earlier runs).
+fn private_dir(parent: &Path) -> PathBuf {
+    std::fs::create_dir_all(parent).expect("create the C test directory");
+    let me = std::process::id();
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(pid) = name.strip_prefix('p').and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if pid != me && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = parent.join(format!("p{me}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a private C test directory");
+    dir
 }
