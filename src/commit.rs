@@ -243,7 +243,6 @@ impl Shared {
                 }
             }
         }
-        let now = self.ctx.clock.now_ms();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let e = Error::from(e);
             for r in batch {
@@ -252,6 +251,10 @@ impl Shared {
             }
             return Some(e);
         }
+        // Read the time once the write lock is ours: BEGIN may have waited up
+        // to busy_timeout_ms for another process, and leases and delays
+        // must count from when the batch really runs.
+        let now = self.ctx.clock.now_ms();
         let mut wakes = false;
         // A failure such as a full disk makes SQLite roll back the whole
         // transaction: nothing of this batch was stored.
