@@ -7,8 +7,6 @@
 //! and an admin call is rare enough that the open is not worth caching.
 //! Writes (purge) go through the writer like every other write.
 
-use rusqlite::Connection;
-
 use crate::error::{Error, Result};
 use crate::queue::{check_queue_name, Queue};
 use crate::store;
@@ -146,7 +144,9 @@ impl From<JobRow> for JobInfo {
 }
 
 impl Queue {
-    fn admin_conn(&self) -> Result<Connection> {
+    /// A fresh read connection. Use it under `crate::fork::quiet()`, taken
+    /// after this returns (guards must not nest).
+    fn admin_conn(&self) -> Result<store::Conn> {
         self.inner.check_open()?;
         store::connect(&self.inner.path, &self.inner.config)
     }
@@ -157,6 +157,7 @@ impl Queue {
             check_queue_name(queue)?;
         }
         let conn = self.admin_conn()?;
+        let _quiet = crate::fork::quiet();
         let query = ListQuery {
             queue: filter.queue.as_deref(),
             state: filter.state.map(JobState::to_store),
@@ -172,6 +173,7 @@ impl Queue {
     /// (never stored, or acked, cancelled or purged).
     pub fn job(&self, id: u64) -> Result<JobInfo> {
         let conn = self.admin_conn()?;
+        let _quiet = crate::fork::quiet();
         sql::get(&conn, id, self.inner.clock.now_ms())?.map(JobInfo::from).ok_or(Error::NotFound(id))
     }
 
@@ -186,7 +188,9 @@ impl Queue {
     /// The largest job id given out so far (0 for a new file). Ids are never
     /// reused, so its growth over time counts the puts of all queues.
     pub fn last_job_id(&self) -> Result<u64> {
-        sql::last_job_id(&self.admin_conn()?)
+        let conn = self.admin_conn()?;
+        let _quiet = crate::fork::quiet();
+        sql::last_job_id(&conn)
     }
 
     /// Shrinks the file: checkpoints the WAL into it, rebuilds it without
@@ -195,6 +199,7 @@ impl Queue {
     /// VACUUM briefly needs about the file's size again in free disk space.
     pub fn compact(&self) -> Result<()> {
         let conn = self.admin_conn()?;
+        let _quiet = crate::fork::quiet();
         // A reader of another process holding an old snapshot may keep part
         // of the WAL alive; the file is compacted either way, and the WAL is
         // reused from its start once that reader finishes.

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use crate::store::Conn;
 
 /// How often to checkpoint while commits are happening. Each checkpoint
 /// syncs the WAL and the database file, so this bounds that extra fsync load.
@@ -45,7 +45,7 @@ impl Checkpointer {
 
     /// The thread's loop: checkpoint at most every INTERVAL while commits
     /// happen (sooner after EARLY_COMMITS), sleep while idle.
-    pub(crate) fn run(&self, conn: Connection, closed: &AtomicBool) {
+    pub(crate) fn run(&self, conn: Conn, closed: &AtomicBool) {
         let mut last = Instant::now();
         while !closed.load(SeqCst) {
             let pending = self.commits.load(SeqCst);
@@ -61,7 +61,10 @@ impl Checkpointer {
             self.commits.store(0, SeqCst);
             // Errors (a reader pinning old frames, a busy lock) only delay
             // the checkpoint to the next round.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            {
+                let _quiet = crate::fork::quiet();
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
             last = Instant::now();
         }
     }

@@ -20,6 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
+use crate::store::Conn;
 
 /// Called once the request's transaction committed (`None`) or failed.
 type Done = Box<dyn FnOnce(Option<&Error>) + Send>;
@@ -62,13 +64,15 @@ const MAX_BATCH: usize = 1024;
 /// What the writer needs besides its connection.
 pub(crate) struct WriterContext {
     pub durability: Durability,
+    /// How long to wait for another process's write lock.
+    pub busy_timeout: Duration,
     pub clock: Arc<dyn Clock>,
     pub notifier: Arc<Notifier>,
     pub checkpointer: Arc<Checkpointer>,
 }
 
 struct WriteConn {
-    conn: Connection,
+    conn: Conn,
     /// Whether `PRAGMA synchronous` is FULL now (durability "full" only).
     synced: bool,
 }
@@ -86,7 +90,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
+    pub(crate) fn start(conn: Conn, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
+        // Waits for other processes' locks are ours to do: see begin_immediate.
+        conn.busy_timeout(Duration::ZERO)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let synced = ctx.durability == Durability::Full;
         let shared = Arc::new(Shared {
@@ -153,6 +159,32 @@ impl Writer {
     /// Stops the writer thread once it has applied what is queued.
     pub(crate) fn stop(&self) {
         let _ = self.shared.tx.send(Msg::Stop);
+    }
+}
+
+/// Takes SQLite's write lock, waiting up to `timeout` for other processes.
+///
+/// SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms between tries,
+/// so a process that writes in a tight loop (re-taking the lock microseconds
+/// after each commit) starves the others until they fail with SQLITE_BUSY
+/// although the lock was free thousands of times. We retry ourselves, with
+/// short waits growing from 20 us to 1 ms, so a free moment is found soon.
+/// (The write connection has SQLite's busy timeout set to 0.)
+fn begin_immediate(conn: &Connection, timeout: Duration) -> std::result::Result<(), Error> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let err = Error::from(e);
+                if !matches!(err, Error::Busy(_)) || start.elapsed() >= timeout {
+                    return Err(err);
+                }
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
     }
 }
 
@@ -232,7 +264,8 @@ impl Shared {
     /// Applies `inline` and `batch` in one transaction and answers each
     /// queued request. Returns the transaction's failure, if any.
     fn apply(&self, wc: &mut WriteConn, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Option<Error> {
-        let conn = &wc.conn;
+        let _quiet = crate::fork::quiet();
+        let conn: &Connection = &wc.conn;
         // Sync only batches that hold a durable request (see the module doc).
         if self.ctx.durability == Durability::Full {
             let want = inline.as_ref().is_some_and(|i| i.durable) || batch.iter().any(|r| r.durable);
@@ -243,8 +276,7 @@ impl Shared {
                 }
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let e = Error::from(e);
+        if let Err(e) = begin_immediate(conn, self.ctx.busy_timeout) {
             for r in batch {
                 let (done, _) = (r.work)(None);
                 done(Some(&e));

@@ -62,9 +62,21 @@ impl From<rusqlite::Error> for Error {
                     C::ReadOnly => Error::Io(format!("{msg} (file or directory is read-only)")),
                     C::PermissionDenied | C::CannotOpen | C::SystemIoFailure | C::NoLargeFileSupport => Error::Io(msg),
                     C::NotADatabase | C::DatabaseCorrupt => Error::Corrupt(msg),
+                    // jobq never writes a NULL into a NOT NULL column: a row
+                    // that makes a statement do so was damaged on disk.
+                    C::ConstraintViolation if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                        Error::Corrupt(format!("{msg} (a damaged row)"))
+                    }
                     C::TooBig => Error::TooBig { len: 0, max: 0 },
                     _ => Error::Internal(msg),
                 }
+            }
+            // A column holding a value of the wrong type: jobq wrote every
+            // row with the right types, so the file was damaged.
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => {
+                Error::Corrupt(format!("{e} (a damaged row: the file is corrupt)"))
             }
             _ => Error::Internal(e.to_string()),
         }

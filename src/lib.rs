@@ -26,6 +26,7 @@ pub mod clock;
 mod commit;
 pub mod config;
 pub mod error;
+mod fork;
 // The C ABI. Private to Rust users: its functions take raw pointers on the
 // C caller's word, so they are for C only; Rust code uses the core API.
 mod ffi;

@@ -88,7 +88,7 @@ pub(crate) struct Inner {
     owner_scan: Arc<OwnerScan>,
     /// Queues this handle knows to be recorded in the file (skips an insert per put).
     known_queues: Mutex<HashSet<String>>,
-    reader: Mutex<Connection>,
+    reader: Mutex<store::Conn>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     owner: String,
 }
@@ -150,6 +150,7 @@ impl Queue {
         let closed = Arc::new(AtomicBool::new(false));
         let ctx = WriterContext {
             durability: config.durability,
+            busy_timeout: Duration::from_millis(config.busy_timeout_ms),
             clock: clock.clone(),
             notifier: notifier.clone(),
             checkpointer: checkpointer.clone(),
@@ -375,6 +376,7 @@ impl Queue {
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
         let conn = self.inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let _quiet = crate::fork::quiet();
         let queues = store::counts(&conn, self.inner.clock.now_ms())?;
         Ok(Stats { queues: queues.into_iter().collect() })
     }
@@ -515,7 +517,7 @@ impl Drop for Inner {
 /// The watcher: while someone waits in a reserve, polls `PRAGMA
 /// data_version` (a read of shared memory, no I/O) to notice commits of
 /// other processes, and wakes the waiters. Sleeps while nobody waits.
-fn watch(conn: Connection, notifier: &Notifier, closed: &AtomicBool) {
+fn watch(conn: store::Conn, notifier: &Notifier, closed: &AtomicBool) {
     let mut last = store::data_version(&conn).ok();
     let mut interval = MIN_POLL;
     while !closed.load(SeqCst) {

@@ -1032,19 +1032,14 @@ fn a_process_killed_while_creating_the_file_leaves_a_usable_file() {
 
 // ------------------------------------------------------------------ fairness
 
-/// KNOWN LIBRARY BUG (fails as of commit 58db74d): a process that puts in a
-/// tight loop (durability full, each put its own transaction) starves the
-/// writes of every other process on the file. SQLite's busy handler polls
-/// (sleeps of 1, 2, 5, ... 100 ms) while the hammering process re-takes the
-/// write lock within microseconds of releasing it, so the other process's
-/// put fails with `Error::Busy` after busy_timeout_ms although the lock was
-/// free thousands of times meanwhile; API.md promises Busy only when "the
-/// database stayed locked past busy_timeout_ms". Seen: "put 6 of this
-/// process failed after 5.04s: busy: database is locked" with the default
-/// 5000 ms. A fix belongs in the commit path (src/commit.rs, around its
-/// BEGIN IMMEDIATE): e.g. a blocking, kernel-queued lock (F_OFD_SETLKW on a
-/// side file) taken before BEGIN IMMEDIATE and released after COMMIT, so
-/// waiting writers queue instead of polling.
+/// Regression (found by this test): a process that puts in a tight loop
+/// (durability full, each put its own transaction) starved the writes of
+/// every other process on the file: SQLite's busy handler sleeps 1, 2, 5 ...
+/// 100 ms between tries while the hammering process re-takes the write lock
+/// within microseconds, so the other process got `Error::Busy` after
+/// busy_timeout_ms although the lock was free thousands of times. The
+/// commit path now retries BEGIN IMMEDIATE itself with waits of 20 us to
+/// 1 ms (src/commit.rs, begin_immediate).
 #[test]
 fn a_process_putting_in_a_tight_loop_does_not_starve_another_process() {
     const PUTS: usize = 20;
@@ -1081,6 +1076,6 @@ fn a_process_putting_in_a_tight_loop_does_not_starve_another_process() {
         failures.len(),
         failures.first().map(|f| format!("; first failure: {f}")).unwrap_or_default()
     );
-    assert!(failures.is_empty(), "KNOWN BUG (writer starvation): {failures:?}");
+    assert!(failures.is_empty(), "writer starvation: {failures:?}");
     q.close().unwrap();
 }

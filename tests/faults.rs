@@ -526,13 +526,10 @@ fn truncated_files_give_corrupt() {
         seen.push(line);
     }
     println!("truncated files:\n  {}", seen.join("\n  "));
-    // KNOWN LIBRARY BUG (as of commit 58db74d): a file cut inside its last
-    // page reads back zeros, and a NOT NULL column comes back NULL; rusqlite
-    // reports InvalidColumnType, which `impl From<rusqlite::Error> for Error`
-    // (src/error.rs) maps to Error::Internal ("Invalid column type Null at
-    // index: 5, name: max_attempts") instead of Error::Corrupt. Fix there:
-    // map rusqlite::Error::InvalidColumnType, FromSqlConversionFailure and
-    // IntegralValueOutOfRange to Error::Corrupt.
+    // Regression (found by this test): a file cut inside its last page reads
+    // back zeros, so a NOT NULL column comes back NULL; that gave
+    // Error::Internal until src/error.rs mapped wrong-typed columns and NOT
+    // NULL violations (jobq never writes a NULL there) to Error::Corrupt.
     assert!(wrong.is_empty(), "truncated files must give Error::Corrupt:\n  {}", wrong.join("\n  "));
 }
 

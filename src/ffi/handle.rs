@@ -40,6 +40,33 @@ impl<T> Registry<T> {
         self.slab.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Before fork(): holds the registry's lock until `fork_unlock`, so a
+    /// child never inherits it locked by a thread that does not exist there.
+    pub(crate) fn fork_lock(&'static self)
+    where
+        T: 'static,
+    {
+        let guard = self.lock();
+        FORK_GUARDS.with(|g| g.borrow_mut().push(Box::new(guard)));
+    }
+}
+
+thread_local! {
+    // Registry locks held by the forking thread across fork().
+    static FORK_GUARDS: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps another lock guard until `fork_unlock`.
+pub(crate) fn hold_for_fork(guard: Box<dyn std::any::Any>) {
+    FORK_GUARDS.with(|g| g.borrow_mut().push(guard));
+}
+
+/// After fork(), in parent and child: releases what `fork_lock` took.
+pub(crate) fn fork_unlock() {
+    FORK_GUARDS.with(|g| g.borrow_mut().clear());
+}
+
+impl<T> Registry<T> {
     /// Registers `value`; returns the handle C sees (never null).
     pub(crate) fn insert<H>(&self, value: Arc<T>) -> *mut H {
         let pid = std::process::id();

@@ -24,6 +24,10 @@ pub(crate) struct JobEntry {
 
 static JOBS: Registry<JobEntry> = Registry::new(2, "jobq_job");
 
+pub(crate) fn fork_lock_registry() {
+    JOBS.fork_lock();
+}
+
 /// Registers a delivered job and returns the handle C sees.
 pub(crate) fn register_job(job: Arc<Job>) -> *mut jobq_job {
     let queue = CString::new(job.queue()).unwrap_or_default();

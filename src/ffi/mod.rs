@@ -152,6 +152,41 @@ pub(crate) fn c_str_opt<'a>(p: *const c_char, what: &str) -> Result<Option<&'a s
     }
 }
 
+/// Before fork(): no jobq thread inside SQLite, and every registry lock
+/// held by this thread, so the child inherits no lock held by a thread it
+/// does not have (its jobq_open would wait forever for it).
+extern "C" fn fork_prepare() {
+    boundary_or((), || {
+        crate::fork::prepare();
+        queue::fork_lock_registries();
+        job::fork_lock_registry();
+        worker::fork_lock_registry();
+    })
+}
+
+extern "C" fn fork_release() {
+    boundary_or((), || {
+        handle::fork_unlock();
+        crate::fork::release();
+    })
+}
+
+/// Installs the fork handlers once per process (see fork.rs): a fork()
+/// waits until no jobq thread is inside SQLite, so a child starts clean.
+pub(crate) fn install_fork_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the three handlers are plain extern "C" functions with no
+        // arguments that never unwind (boundary_or catches panics); they
+        // stay valid for the life of the process, or until the library is
+        // unloaded: glibc removes handlers of an unloaded object itself.
+        let rc = unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+        if rc != 0 {
+            set_last_error("pthread_atfork failed: fork() while jobq threads run is not protected");
+        }
+    });
+}
+
 /// Static name of a status code, e.g. "JOBQ_E_STATE"; never NULL, also for
 /// codes this version does not know.
 #[no_mangle]

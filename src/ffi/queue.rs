@@ -25,6 +25,13 @@ pub struct jobq {
 
 pub(crate) static QUEUES: Registry<Queue> = Registry::new(1, "jobq");
 
+/// See `fork_prepare` in mod.rs: the queue registry and the string set.
+pub(crate) fn fork_lock_registries() {
+    QUEUES.fork_lock();
+    let strings = STRINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    super::handle::hold_for_fork(Box::new(strings));
+}
+
 /// Options of one put. Initialise with `jobq_put_opts_init(&opts)` (a macro
 /// that passes the struct's size from your compile time), then set fields.
 #[repr(C)]
@@ -156,6 +163,7 @@ pub extern "C" fn jobq_open(path: *const c_char, config_json: *const c_char, out
         }
         let path = c_str(path, "path")?;
         let config = Config::from_json(c_str_opt(config_json, "config_json")?)?;
+        super::install_fork_handlers();
         let queue = Queue::open(path, config)?;
         let handle = QUEUES.insert(Arc::new(queue));
         // SAFETY: `out` is non-NULL and, per the contract, points to a writable jobq*.

@@ -53,6 +53,10 @@ pub struct jobq_worker {
 
 static WORKERS: Registry<Mutex<Option<Worker>>> = Registry::new(3, "jobq_worker");
 
+pub(crate) fn fork_lock_registry() {
+    WORKERS.fork_lock();
+}
+
 /// See jobq_put_opts_init_sized; use the jobq_worker_opts_init macro.
 #[no_mangle]
 pub extern "C" fn jobq_worker_opts_init_sized(opts: *mut jobq_worker_opts, size: usize) {

@@ -66,8 +66,30 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique ON jobs (queue, unique_key)
     WHERE unique_key IS NOT NULL AND state IN (0, 1, 3);
 ";
 
+/// A connection whose close, like every other use of SQLite, stays out of
+/// the way of fork() (see fork.rs). Derefs to the rusqlite connection.
+pub(crate) struct Conn(Option<Connection>);
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match &self.0 {
+            Some(c) => c,
+            None => unreachable!("a Conn holds its connection until dropped"),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let _quiet = crate::fork::quiet();
+        drop(self.0.take());
+    }
+}
+
 /// Opens a connection with the pragmas every jobq connection uses.
-pub(crate) fn connect(path: &Path, config: &Config) -> Result<Connection> {
+pub(crate) fn connect(path: &Path, config: &Config) -> Result<Conn> {
+    let _quiet = crate::fork::quiet();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -84,7 +106,7 @@ pub(crate) fn connect(path: &Path, config: &Config) -> Result<Connection> {
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0;"
     ))
     .map_err(|e| open_error(path, e))?;
-    Ok(conn)
+    Ok(Conn(Some(conn)))
 }
 
 fn open_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -100,6 +122,7 @@ fn open_error(path: &Path, e: rusqlite::Error) -> Error {
 /// creates the schema in a new, empty file. Runs once per open. A foreign
 /// or newer file is refused before anything is written to it.
 pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
+    let _quiet = crate::fork::quiet();
     let corrupt = |e: Error| match e {
         Error::Internal(m) => Error::Corrupt(format!("{}: {m}", path.display())),
         other => other,
@@ -491,5 +514,6 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
 
 /// `PRAGMA data_version`: changes whenever another connection commits.
 pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
+    let _quiet = crate::fork::quiet();
     Ok(conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
 }

@@ -1,0 +1,88 @@
+/* Pre-fork servers fork while other threads of the parent are busy in
+ * jobq. A child forked while a parent thread was inside an SQLite
+ * transaction must still be able to open the file and write: the library's
+ * fork handlers make fork() wait until no jobq thread is inside SQLite.
+ * Without them, a child could inherit a lock nobody releases and get
+ * JOBQ_E_BUSY (or hang) on its first write. */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static jobq *shared_q;
+static volatile int stop_hammer;
+
+/* Keeps a transaction running in the parent at almost every moment. */
+static void *hammer(void *arg) {
+  uint64_t id;
+  (void)arg;
+  while (!stop_hammer) {
+    jobq_job *job = NULL;
+    if (jobq_put(shared_q, "busy", "x", 1, NULL, &id) != JOBQ_OK) {
+      break;
+    }
+    if (jobq_reserve(shared_q, "busy", 0, &job) == JOBQ_OK) {
+      jobq_ack(job);
+      jobq_job_free(job);
+    }
+  }
+  return NULL;
+}
+
+/* The child's verdict, reported by its exit code: 0 = put and reserve worked. */
+static int child_run(const char *path) {
+  jobq *q = NULL;
+  jobq_job *job = NULL;
+  uint64_t id = 0;
+  char cfg[128];
+  int ok;
+  jobq_status st;
+  /* A short busy timeout: an inherited, never-released lock fails fast. */
+  snprintf(cfg, sizeof cfg, "{\"busy_timeout_ms\": %lld}", (long long)TU_SCALE(2000));
+  st = jobq_open(path, cfg, &q);
+  if (st != JOBQ_OK) {
+    fprintf(stderr, "child: open: %s: %s\n", jobq_status_str(st), jobq_last_error());
+    return 2;
+  }
+  st = jobq_put(q, "child", "from the child", 14, NULL, &id);
+  ok = st == JOBQ_OK;
+  if (!ok) {
+    fprintf(stderr, "child: put: %s: %s\n", jobq_status_str(st), jobq_last_error());
+  }
+  ok = ok && jobq_reserve(q, "child", 0, &job) == JOBQ_OK && jobq_job_id(job) == id && jobq_ack(job) == JOBQ_OK;
+  jobq_job_free(job);
+  jobq_close(q);
+  return ok ? 0 : 3;
+}
+
+int main(int argc, char **argv) {
+  const char *dir = tu_dir(argc, argv);
+  char path[4096];
+  pthread_t t;
+  int i, rounds = tu_slow() > 1 ? 3 : 20;
+  tu_watchdog();
+  snprintf(path, sizeof path, "%s", check_path(dir, "fork.db"));
+  CHECK_OK(jobq_open(path, "{\"durability\": \"normal\"}", &shared_q));
+  CHECK(pthread_create(&t, NULL, hammer, NULL) == 0);
+  for (i = 0; i < rounds; i++) {
+    int status = 0;
+    pid_t pid;
+    tu_sleep_ms(5);
+    pid = fork();
+    if (pid == 0) {
+      _exit(child_run(path));
+    }
+    CHECK(pid > 0);
+    if (pid > 0) {
+      CHECK(waitpid(pid, &status, 0) == pid);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+  }
+  stop_hammer = 1;
+  pthread_join(t, NULL);
+  CHECK_OK(jobq_close(shared_q));
+  return check_finish("test_fork_busy");
+}
