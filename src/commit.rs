@@ -263,7 +263,36 @@ impl Shared {
 
     /// Applies `inline` and `batch` in one transaction and answers each
     /// queued request. Returns the transaction's failure, if any.
-    fn apply(&self, wc: &mut WriteConn, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Option<Error> {
+    /// Applies `inline` and `batch`, answering each queued request; returns
+    /// the failure of the transaction that held `inline`, if any.
+    ///
+    /// With durability "full", requests that need no sync (reserve, ack, ...)
+    /// are committed apart from, and before, those that do: otherwise a
+    /// consumer's ack that happened to share a batch with a put would wait
+    /// for the put's fsync, and consumers would fall behind producers.
+    fn apply(&self, wc: &mut WriteConn, batch: Vec<Request>, inline: Option<Inline<'_>>) -> Option<Error> {
+        let inline_durable = inline.as_ref().is_some_and(|i| i.durable);
+        let mixed = self.ctx.durability == Durability::Full
+            && (batch.iter().any(|r| r.durable) || inline_durable)
+            && (batch.iter().any(|r| !r.durable) || inline.as_ref().is_some_and(|i| !i.durable));
+        if !mixed {
+            return self.apply_one(wc, batch, inline);
+        }
+        let (durable, quick): (Vec<Request>, Vec<Request>) = batch.into_iter().partition(|r| r.durable);
+        if inline_durable {
+            self.apply_one(wc, quick, None);
+            self.apply_one(wc, durable, inline)
+        } else {
+            let outcome = self.apply_one(wc, quick, inline);
+            self.apply_one(wc, durable, None);
+            outcome
+        }
+    }
+
+    fn apply_one(&self, wc: &mut WriteConn, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Option<Error> {
+        if batch.is_empty() && inline.is_none() {
+            return None;
+        }
         let _quiet = crate::fork::quiet();
         let conn: &Connection = &wc.conn;
         // Sync only batches that hold a durable request (see the module doc).
