@@ -1,0 +1,1726 @@
+//! Fuzzes jobq's C ABI the way a careless C program would use it.
+//!
+//! The input is a little program: up to `MAX_OPS` operations, each an opcode
+//! byte and its arguments (decoded with `arbitrary::Unstructured`). The ops
+//! call the exported `jobq_*` functions, declared below exactly as in
+//! include/jobq.h, with NULLs, bad lengths, invalid UTF-8, closed, freed and
+//! forged handles, too-small option structs, huge sizes and delays, and check
+//! after every call:
+//!   - the status is a known jobq_status, never JOBQ_E_INTERNAL (a caught panic);
+//!   - an error leaves a non-empty jobq_last_error(), a success leaves it "";
+//!   - out-parameters (pre-filled with a sentinel) are written on success and
+//!     untouched on error; handles from a failed call are never written;
+//!   - the status is the one the arguments call for (a model of the contract:
+//!     closed/freed/forged handles give JOBQ_E_HANDLE, NULL ones
+//!     JOBQ_E_INVALID_ARG, a finished delivery JOBQ_E_STATE, ...);
+//!   - ids increase; a delivered job is one that was put, with its queue and
+//!     payload, and never one that was acked or cancelled;
+//!   - jobq_stats_json is valid JSON of the documented shape, with counts that
+//!     fit what was put; jobq_status_str never returns NULL;
+//!   - a worker's handler sees a valid job of its queue; stop(-1) returns OK.
+//!
+//! The program never passes a non-NULL pointer to fewer bytes than it claims
+//! (that is the caller's undefined behaviour), but forged handle values are
+//! fair game: the library must reject them without dereferencing them.
+//! Reserves use timeout 0 so that nothing blocks. Each input starts on a fresh
+//! queue file (in /dev/shm when it exists) and ends by stopping, freeing and
+//! closing everything it made, so nothing leaks between inputs.
+//!
+//! Set JOBQ_FUZZ_TRACE=1 to print each call and its status (for reproducers).
+
+#![no_main]
+
+// Links the rlib that defines the jobq_* symbols (its `ffi` module is
+// private to Rust: the functions are reached only as C symbols).
+extern crate jobq as _;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::mem::size_of;
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, OnceLock};
+
+use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+#[allow(non_camel_case_types, dead_code)]
+mod c {
+    use std::ffi::{c_char, c_int, c_void};
+
+    /// A C enum is an int: received as c_int, so any value the library
+    /// returns is defined behaviour here and can be checked.
+    pub type jobq_status = c_int;
+
+    #[repr(C)]
+    pub struct jobq {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct jobq_job {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct jobq_worker {
+        _opaque: [u8; 0],
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct jobq_put_opts {
+        pub struct_size: u32,
+        pub priority: i32,
+        pub delay_ms: u64,
+        pub max_attempts: u32,
+        pub lease_ms: u64,
+        pub unique_key: *const c_char,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct jobq_payload {
+        pub data: *const c_void,
+        pub len: usize,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct jobq_worker_opts {
+        pub struct_size: u32,
+        pub concurrency: u32,
+    }
+
+    pub type jobq_outcome = c_int;
+    pub type jobq_handler = Option<unsafe extern "C" fn(job: *const jobq_job, user_data: *mut c_void) -> jobq_outcome>;
+
+    extern "C" {
+        pub fn jobq_status_str(code: c_int) -> *const c_char;
+        pub fn jobq_last_error() -> *const c_char;
+        pub fn jobq_version() -> *const c_char;
+        pub fn jobq_version_number() -> u32;
+        pub fn jobq_job_id(job: *const jobq_job) -> u64;
+        pub fn jobq_job_queue(job: *const jobq_job) -> *const c_char;
+        pub fn jobq_job_payload(job: *const jobq_job, len: *mut usize) -> *const u8;
+        pub fn jobq_job_attempt(job: *const jobq_job) -> u32;
+        pub fn jobq_ack(job: *mut jobq_job) -> jobq_status;
+        pub fn jobq_fail(job: *mut jobq_job, reason: *const c_char) -> jobq_status;
+        pub fn jobq_release(job: *mut jobq_job, delay_ms: u64) -> jobq_status;
+        pub fn jobq_touch(job: *mut jobq_job, lease_ms: u64) -> jobq_status;
+        pub fn jobq_bury(job: *mut jobq_job, reason: *const c_char) -> jobq_status;
+        pub fn jobq_job_free(job: *mut jobq_job);
+        pub fn jobq_put_opts_init_sized(opts: *mut jobq_put_opts, size: usize);
+        pub fn jobq_put_opts_init(opts: *mut jobq_put_opts);
+        pub fn jobq_open(path: *const c_char, config_json: *const c_char, out: *mut *mut jobq) -> jobq_status;
+        pub fn jobq_close(q: *mut jobq) -> jobq_status;
+        pub fn jobq_put(
+            q: *mut jobq,
+            queue: *const c_char,
+            payload: *const c_void,
+            len: usize,
+            opts: *const jobq_put_opts,
+            out_id: *mut u64,
+        ) -> jobq_status;
+        pub fn jobq_put_batch(
+            q: *mut jobq,
+            queue: *const c_char,
+            items: *const jobq_payload,
+            n: usize,
+            opts: *const jobq_put_opts,
+            out_ids: *mut u64,
+        ) -> jobq_status;
+        pub fn jobq_reserve(
+            q: *mut jobq,
+            queue: *const c_char,
+            timeout_ms: i64,
+            out: *mut *mut jobq_job,
+        ) -> jobq_status;
+        pub fn jobq_kick(q: *mut jobq, queue: *const c_char, max: u64, out_kicked: *mut u64) -> jobq_status;
+        pub fn jobq_cancel(q: *mut jobq, id: u64) -> jobq_status;
+        pub fn jobq_stats_json(q: *mut jobq, out_json: *mut *mut c_char) -> jobq_status;
+        pub fn jobq_string_free(s: *mut c_char);
+        pub fn jobq_worker_opts_init_sized(opts: *mut jobq_worker_opts, size: usize);
+        pub fn jobq_worker_opts_init(opts: *mut jobq_worker_opts);
+        pub fn jobq_worker_start(
+            q: *mut jobq,
+            queue: *const c_char,
+            opts: *const jobq_worker_opts,
+            handler: jobq_handler,
+            user_data: *mut c_void,
+            out: *mut *mut jobq_worker,
+        ) -> jobq_status;
+        pub fn jobq_worker_stop(w: *mut jobq_worker, timeout_ms: i64) -> jobq_status;
+    }
+}
+
+use c::*;
+
+const OK: c_int = 0;
+const TIMEOUT: c_int = 1;
+const DUPLICATE: c_int = 2;
+const E_INVALID_ARG: c_int = -1;
+const E_HANDLE: c_int = -2;
+const E_NOT_FOUND: c_int = -3;
+const E_STATE: c_int = -4;
+const E_BUSY: c_int = -5;
+const E_IO: c_int = -6;
+const E_CORRUPT: c_int = -7;
+#[allow(dead_code)]
+const E_VERSION: c_int = -8;
+const E_TOO_BIG: c_int = -9;
+const E_SHUTDOWN: c_int = -10;
+const E_INTERNAL: c_int = -99;
+
+const STATUS_NAMES: [(c_int, &str); 14] = [
+    (OK, "JOBQ_OK"),
+    (TIMEOUT, "JOBQ_TIMEOUT"),
+    (DUPLICATE, "JOBQ_DUPLICATE"),
+    (E_INVALID_ARG, "JOBQ_E_INVALID_ARG"),
+    (E_HANDLE, "JOBQ_E_HANDLE"),
+    (E_NOT_FOUND, "JOBQ_E_NOT_FOUND"),
+    (E_STATE, "JOBQ_E_STATE"),
+    (E_BUSY, "JOBQ_E_BUSY"),
+    (E_IO, "JOBQ_E_IO"),
+    (E_CORRUPT, "JOBQ_E_CORRUPT"),
+    (E_VERSION, "JOBQ_E_VERSION"),
+    (E_TOO_BIG, "JOBQ_E_TOO_BIG"),
+    (E_SHUTDOWN, "JOBQ_E_SHUTDOWN"),
+    (E_INTERNAL, "JOBQ_E_INTERNAL"),
+];
+
+/// Operations per input.
+const MAX_OPS: usize = 64;
+/// Queue handles open at once, and workers running at once (threads are slow).
+const MAX_OPEN: usize = 3;
+const MAX_WORKERS: usize = 2;
+/// Limits of the contract (src/queue.rs, src/worker.rs).
+const MAX_DELAY_MS: u64 = 100_000_000_000;
+const MAX_QUEUE_NAME: usize = 1024;
+const MAX_UNIQUE_KEY: usize = 4096;
+const MAX_CONCURRENCY: u32 = 1024;
+const DEFAULT_MAX_PAYLOAD: u64 = 16 * 1024 * 1024;
+const PUT_OPTS_SIZE: usize = size_of::<jobq_put_opts>();
+const WORKER_OPTS_SIZE: usize = size_of::<jobq_worker_opts>();
+/// Extra bytes after an options struct, for "newer caller" struct sizes.
+const OPTS_TAIL: usize = 64;
+
+/// Written into out-parameters before a call: an untouched one still holds it.
+const SENTINEL: u64 = 0x5EE5_5EE5_5EE5_5EE5;
+fn sentinel_ptr<T>() -> *mut T {
+    ptr::without_provenance_mut(SENTINEL as usize)
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn trace() -> bool {
+    static T: OnceLock<bool> = OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("JOBQ_FUZZ_TRACE").is_some())
+}
+
+/// JOBQ_FUZZ_STRICT=1: also fail on the known, not yet fixed deviations
+/// listed in fuzz/regressions/README.md (to check a fix).
+fn strict() -> bool {
+    static S: OnceLock<bool> = OnceLock::new();
+    *S.get_or_init(|| std::env::var_os("JOBQ_FUZZ_STRICT").is_some_and(|v| v != "0"))
+}
+
+fn since_start() -> f64 {
+    static T0: OnceLock<std::time::Instant> = OnceLock::new();
+    T0.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+macro_rules! log {
+    ($($t:tt)*) => { if trace() { eprintln!("[{:9.3} ms] {}", since_start(), format!($($t)*)); } };
+}
+
+fn status_name(st: c_int) -> String {
+    STATUS_NAMES.iter().find(|(c, _)| *c == st).map(|(_, n)| n.to_string()).unwrap_or_else(|| format!("status {st}"))
+}
+
+fn names(list: &[c_int]) -> Vec<String> {
+    list.iter().map(|&s| status_name(s)).collect()
+}
+
+/// Copies jobq_last_error() (valid only until the next jobq call).
+fn last_error() -> String {
+    // SAFETY: no arguments; returns a NUL-terminated string or (a bug) NULL.
+    let p = unsafe { jobq_last_error() };
+    assert!(!p.is_null(), "jobq_last_error() returned NULL");
+    // SAFETY: non-NULL, NUL-terminated per the contract, valid until the next call.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// The checks every status-returning call gets.
+fn check(call: &str, st: c_int, allowed: &[c_int]) {
+    let msg = last_error();
+    log!("  {call} -> {} {msg:?}", status_name(st));
+    assert!(STATUS_NAMES.iter().any(|(c, _)| *c == st), "{call}: returned {st}, not a jobq_status value ({msg})");
+    assert!(st != E_INTERNAL, "{call}: JOBQ_E_INTERNAL (a bug or a caught panic): {msg}");
+    if st < 0 {
+        assert!(!msg.is_empty(), "{call}: {} but jobq_last_error() is empty", status_name(st));
+    } else {
+        assert!(msg.is_empty(), "{call}: {} but jobq_last_error() is {msg:?}", status_name(st));
+    }
+    assert!(
+        allowed.contains(&st),
+        "{call}: returned {} ({msg:?}), the contract allows only {:?}",
+        status_name(st),
+        names(allowed)
+    );
+}
+
+/// Allowed statuses: the errors some argument calls for, else `success`.
+fn expect(errors: &[c_int], success: &[c_int]) -> Vec<c_int> {
+    if errors.is_empty() {
+        success.to_vec()
+    } else {
+        errors.to_vec()
+    }
+}
+
+/// A C string argument: NULL, or bytes with a NUL appended.
+#[derive(Clone, Debug)]
+struct CArg(Option<Vec<u8>>);
+
+impl CArg {
+    fn null() -> Self {
+        CArg(None)
+    }
+    fn new(bytes: &[u8]) -> Self {
+        // The C string ends at the first NUL, as C would see it.
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let mut v = bytes[..end].to_vec();
+        v.push(0);
+        CArg(Some(v))
+    }
+    fn ptr(&self) -> *const c_char {
+        self.0.as_ref().map_or(ptr::null(), |v| v.as_ptr().cast())
+    }
+    /// The bytes before the NUL; None for NULL.
+    fn bytes(&self) -> Option<&[u8]> {
+        self.0.as_ref().map(|v| &v[..v.len() - 1])
+    }
+    fn utf8(&self) -> Option<&str> {
+        self.bytes().and_then(|b| std::str::from_utf8(b).ok())
+    }
+    fn is_queue_name(&self) -> bool {
+        self.utf8().is_some_and(|s| !s.is_empty() && s.len() <= MAX_QUEUE_NAME)
+    }
+}
+
+fn fuzz_bytes(u: &mut Unstructured, max: usize) -> AResult<Vec<u8>> {
+    let n = u.int_in_range(0..=max)?;
+    Ok(u.bytes(n.min(u.len()))?.to_vec())
+}
+
+fn gen_name(u: &mut Unstructured) -> AResult<CArg> {
+    Ok(match u.int_in_range(0u8..=19)? {
+        0..=6 => CArg::new(b"a"),
+        7..=10 => CArg::new(b"b"),
+        11 => CArg::new("\u{e9}t\u{e9}".as_bytes()),
+        12 => CArg::null(),
+        13 => CArg::new(b""),
+        14 => CArg::new(b"\xff\xfe"),
+        15 => CArg::new(b"a\xc3"),
+        16 => CArg::new(&[b'x'; MAX_QUEUE_NAME]),
+        17 => CArg::new(&[b'x'; MAX_QUEUE_NAME + 1]),
+        _ => CArg::new(&fuzz_bytes(u, 12)?),
+    })
+}
+
+fn gen_reason(u: &mut Unstructured) -> AResult<CArg> {
+    Ok(match u.int_in_range(0u8..=5)? {
+        0 | 1 => CArg::null(),
+        2 => CArg::new(b"reason"),
+        3 => CArg::new(b"bad \xc0\x80 utf-8"),
+        _ => CArg::new(&fuzz_bytes(u, 16)?),
+    })
+}
+
+/// A millisecond value: mostly small, sometimes at or past the contract's limit.
+fn gen_ms(u: &mut Unstructured, small: u64) -> AResult<u64> {
+    Ok(match u.int_in_range(0u8..=9)? {
+        0..=4 => 0,
+        5..=7 => u.int_in_range(1..=small)?,
+        8 => MAX_DELAY_MS + u.int_in_range(0..=1)?,
+        _ => u64::MAX - u.int_in_range(0..=1)?,
+    })
+}
+
+// ------------------------------------------------------- argument models
+
+/// How a handle argument is expected to be treated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// A handle this program holds and has not closed/freed/stopped (index).
+    Live(usize),
+    /// Closed, freed, stopped, forged or of another type: JOBQ_E_HANDLE.
+    Dead,
+    /// NULL: JOBQ_E_INVALID_ARG.
+    Null,
+}
+
+impl Kind {
+    fn error(self) -> Option<c_int> {
+        match self {
+            Kind::Live(_) => None,
+            Kind::Dead => Some(E_HANDLE),
+            Kind::Null => Some(E_INVALID_ARG),
+        }
+    }
+}
+
+/// Handle values no registry ever hands out. Tokens are tag << 60 | generation
+/// << 32 | (slot + 1) with tags 1..=3 (src/ffi/handle.rs); a value with such a
+/// tag gets slot field 0, which is never valid, so libFuzzer's comparison
+/// tracing cannot steer it onto a live handle.
+fn forged(u: &mut Unstructured) -> AResult<usize> {
+    Ok(match u.int_in_range(0u8..=7)? {
+        0 => 0x1234,
+        1 => 1,
+        2 => usize::MAX,
+        3 => 0x7fff_ffff_f000,
+        4 => 1 << 60,
+        5 => (2 << 60) | 0xFFFF_FFFF, // a job tag with a slot far past any allocated
+        6 => (3 << 60) | 0xFFFF_FFFF, // a worker tag, likewise
+        _ => {
+            let raw: u64 = u.arbitrary::<u64>()?.max(0x10); // 0 would be NULL
+            if (1..=3).contains(&(raw >> 60)) {
+                (raw & !0xFFFF_FFFF) as usize
+            } else {
+                raw as usize
+            }
+        }
+    })
+}
+
+/// The same registry slot with another generation: stale, never live.
+fn other_generation(h: usize, u: &mut Unstructured) -> AResult<usize> {
+    let bit = u.int_in_range(32u32..=59)?;
+    Ok(h ^ (1usize << bit))
+}
+
+/// A put's options: NULL, or a struct (with tail room for larger sizes).
+#[repr(C)]
+struct PutOptsBuf {
+    o: jobq_put_opts,
+    tail: [u8; OPTS_TAIL],
+}
+
+struct PutOpts {
+    buf: Option<Box<PutOptsBuf>>,
+    _key: CArg,
+    has_key: bool,
+    /// Rejected at the C boundary: struct_size too small, key not UTF-8.
+    ffi_invalid: bool,
+    /// Rejected by the core's range checks (delay, lease, key length).
+    range_invalid: bool,
+}
+
+impl PutOpts {
+    fn ptr(&self) -> *const jobq_put_opts {
+        self.buf.as_ref().map_or(ptr::null(), |b| &b.o as *const jobq_put_opts)
+    }
+}
+
+fn gen_put_opts(u: &mut Unstructured) -> AResult<PutOpts> {
+    if u.ratio(1, 3)? {
+        return Ok(PutOpts { buf: None, _key: CArg::null(), has_key: false, ffi_invalid: false, range_invalid: false });
+    }
+    let mut buf = Box::new(PutOptsBuf {
+        o: jobq_put_opts {
+            struct_size: 0,
+            priority: 0,
+            delay_ms: 0,
+            max_attempts: 0,
+            lease_ms: 0,
+            unique_key: ptr::null(),
+        },
+        tail: [0; OPTS_TAIL],
+    });
+    // SAFETY: `buf.o` is a whole jobq_put_opts; the sized form is what the
+    // header's jobq_put_opts_init macro expands to.
+    unsafe { jobq_put_opts_init_sized(&mut buf.o, PUT_OPTS_SIZE) };
+    assert_eq!(buf.o.struct_size as usize, PUT_OPTS_SIZE, "jobq_put_opts_init_sized: struct_size");
+    let size = match u.int_in_range(0u8..=9)? {
+        0 => u.int_in_range(0..=PUT_OPTS_SIZE - 1)?,
+        1 => {
+            let s = u.int_in_range(PUT_OPTS_SIZE + 1..=PUT_OPTS_SIZE + OPTS_TAIL)?;
+            u.fill_buffer(&mut buf.tail)?;
+            s
+        }
+        _ => PUT_OPTS_SIZE,
+    };
+    buf.o.struct_size = size as u32;
+    if u.ratio(1, 2)? {
+        buf.o.priority = u.arbitrary()?;
+    }
+    buf.o.delay_ms = gen_ms(u, 20)?;
+    buf.o.max_attempts = match u.int_in_range(0u8..=5)? {
+        0..=2 => 0,
+        3 | 4 => u.int_in_range(1..=3)?,
+        _ => u32::MAX,
+    };
+    buf.o.lease_ms = gen_ms(u, 50)?;
+    let key = match u.int_in_range(0u8..=11)? {
+        0..=5 => CArg::null(),
+        6 => CArg::new(b"k1"),
+        7 => CArg::new(b"k2"),
+        8 => CArg::new(b""),
+        9 => CArg::new(b"\xed\xa0\x80"), // a UTF-16 surrogate: not UTF-8
+        10 => CArg::new(&[b'k'; MAX_UNIQUE_KEY + 1]),
+        _ => CArg::new(&fuzz_bytes(u, 8)?),
+    };
+    buf.o.unique_key = key.ptr();
+    let ffi_invalid = size < PUT_OPTS_SIZE || (key.bytes().is_some() && key.utf8().is_none());
+    let range_invalid = buf.o.delay_ms > MAX_DELAY_MS
+        || buf.o.lease_ms > MAX_DELAY_MS
+        || key.bytes().is_some_and(|k| k.len() > MAX_UNIQUE_KEY);
+    Ok(PutOpts { buf: Some(buf), has_key: key.bytes().is_some(), _key: key, ffi_invalid, range_invalid })
+}
+
+/// A payload argument: pointer and length, and the bytes a reserve must give back.
+struct Payload {
+    _buf: Vec<u8>,
+    ptr: *const c_void,
+    len: usize,
+    /// NULL with a non-zero length.
+    invalid: bool,
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        if self.invalid || self.len == 0 {
+            &[]
+        } else {
+            &self._buf[..self.len]
+        }
+    }
+}
+
+fn gen_payload(u: &mut Unstructured) -> AResult<Payload> {
+    let (buf, ptr, len, invalid): (Vec<u8>, *const c_void, usize, bool) = match u.int_in_range(0u8..=11)? {
+        0..=5 => {
+            let b = fuzz_bytes(u, 32)?;
+            let len = b.len();
+            let p = b.as_ptr().cast();
+            (b, p, len, false)
+        }
+        6 => {
+            let n = u.int_in_range(100..=4096)?;
+            let b = vec![u.arbitrary::<u8>()?; n];
+            let p = b.as_ptr().cast();
+            (b, p, n, false)
+        }
+        7 => (Vec::new(), ptr::null(), 0, false),
+        8 => (Vec::new(), ptr::null(), u.int_in_range(1..=16)?, true),
+        9 => (Vec::new(), ptr::null(), usize::MAX - u.int_in_range(0..=1)?, true),
+        10 => (Vec::new(), ptr::null(), isize::MAX as usize + 1, true),
+        _ => {
+            // A real buffer, but only part of it (or none) claimed.
+            let b = fuzz_bytes(u, 16)?;
+            let len = u.int_in_range(0..=b.len())?;
+            let p = b.as_ptr().cast();
+            (b, p, len, false)
+        }
+    };
+    Ok(Payload { _buf: buf, ptr, len, invalid })
+}
+
+// ------------------------------------------------------------- worker handler
+
+/// What a handler is given as user_data. Lives until its worker's stop(-1).
+struct HandlerCtx {
+    queue: Vec<u8>,
+    outcomes: Vec<c_int>,
+    next: AtomicUsize,
+    calls: AtomicUsize,
+    errors: Mutex<Vec<String>>,
+}
+
+impl HandlerCtx {
+    fn fail(&self, what: String) {
+        self.errors.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+    }
+}
+
+unsafe extern "C" fn handler(job: *const jobq_job, user_data: *mut c_void) -> c_int {
+    // SAFETY: user_data is the HandlerCtx this program passed; it outlives the worker.
+    let ctx = unsafe { &*(user_data as *const HandlerCtx) };
+    ctx.calls.fetch_add(1, SeqCst);
+    // SAFETY: the job handle is valid for the duration of the call.
+    let (id, attempt, queue) = unsafe { (jobq_job_id(job), jobq_job_attempt(job), jobq_job_queue(job)) };
+    if id == 0 {
+        ctx.fail("handler: jobq_job_id = 0 for the job it was given".into());
+    }
+    if attempt == 0 {
+        ctx.fail(format!("handler: job {id}: attempt 0"));
+    }
+    if queue.is_null() {
+        ctx.fail(format!("handler: job {id}: jobq_job_queue is NULL"));
+    } else {
+        // SAFETY: non-NULL, NUL-terminated, valid while the handle is.
+        let q = unsafe { CStr::from_ptr(queue) }.to_bytes();
+        if q != ctx.queue.as_slice() {
+            ctx.fail(format!("handler: job {id} of queue {q:?} given to a worker of {:?}", ctx.queue));
+        }
+    }
+    let mut len = SENTINEL as usize;
+    // SAFETY: as above; `len` is a writable size_t.
+    let p = unsafe { jobq_job_payload(job, &mut len) };
+    if p.is_null() || len == SENTINEL as usize {
+        ctx.fail(format!("handler: job {id}: payload NULL or its length not written"));
+    } else {
+        // SAFETY: the library says `len` bytes at `p`, valid until the handle goes; read them all.
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        std::hint::black_box(bytes.iter().fold(0u8, |a, b| a ^ b));
+    }
+    let i = ctx.next.fetch_add(1, SeqCst);
+    ctx.outcomes[i % ctx.outcomes.len()]
+}
+
+// ------------------------------------------------------------------ the model
+
+struct QSlot {
+    h: *mut jobq,
+    open: bool,
+    max_payload: u64,
+}
+
+struct JSlot {
+    h: *mut jobq_job,
+    q: usize,
+    id: u64,
+    queue: Vec<u8>,
+    payload: Vec<u8>,
+    freed: bool,
+    /// This delivery was finished through this handle, or found stale.
+    finished: bool,
+}
+
+struct WSlot {
+    h: *mut jobq_worker,
+    q: usize,
+    running: bool,
+    ctx: Option<Box<HandlerCtx>>,
+}
+
+struct SSlot {
+    p: *mut c_char,
+    freed: bool,
+}
+
+/// One input's world: one fresh queue file and the handles made on it.
+struct World {
+    path: CArg,
+    queues: Vec<QSlot>,
+    jobs: Vec<JSlot>,
+    workers: Vec<WSlot>,
+    strings: Vec<SSlot>,
+    /// Largest id a put returned.
+    max_id: u64,
+    /// Jobs put with a known id: (queue, payload).
+    stored: HashMap<u64, (Vec<u8>, Vec<u8>)>,
+    /// Jobs put without learning the id (out_id NULL): (queue, payload).
+    anonymous: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Ids this thread acked or cancelled: never delivered again.
+    gone: HashSet<u64>,
+    /// Queues with a stored job: only these can appear in stats.
+    put_queues: BTreeSet<Vec<u8>>,
+    /// A worker ran on this file: jobs may have been acked behind our back.
+    workers_ran: bool,
+}
+
+struct Env {
+    dir: PathBuf,
+    counter: AtomicUsize,
+}
+
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let base =
+            if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        // Directories of earlier runs that crashed (their atexit never ran).
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("jobq-fuzz-")).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = base.join(format!("jobq-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a-directory")).expect("fuzz temp dir");
+        std::fs::write(dir.join("garbage.db"), b"this is not a SQLite database\n".repeat(200)).expect("garbage file");
+        extern "C" fn cleanup() {
+            if let Some(e) = ENV_FOR_EXIT.get() {
+                let _ = std::fs::remove_dir_all(e);
+            }
+        }
+        static ENV_FOR_EXIT: OnceLock<PathBuf> = OnceLock::new();
+        let _ = ENV_FOR_EXIT.set(dir.clone());
+        extern "C" {
+            fn atexit(f: extern "C" fn()) -> c_int;
+        }
+        // SAFETY: registers a plain function with no arguments.
+        unsafe { atexit(cleanup) };
+        Env { dir, counter: AtomicUsize::new(0) }
+    })
+}
+
+fn path_arg(p: &std::path::Path) -> CArg {
+    CArg::new(p.to_str().expect("temp paths are UTF-8").as_bytes())
+}
+
+impl World {
+    fn new() -> World {
+        let e = env();
+        let n = e.counter.fetch_add(1, SeqCst);
+        let path = e.dir.join(format!("q{n}.db"));
+        World {
+            path: path_arg(&path),
+            queues: Vec::new(),
+            jobs: Vec::new(),
+            workers: Vec::new(),
+            strings: Vec::new(),
+            max_id: 0,
+            stored: HashMap::new(),
+            anonymous: Vec::new(),
+            gone: HashSet::new(),
+            put_queues: BTreeSet::new(),
+            workers_ran: false,
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.queues.iter().filter(|q| q.open).count()
+    }
+
+    fn running_workers(&self, q: usize) -> usize {
+        self.workers.iter().filter(|w| w.running && w.q == q).count()
+    }
+
+    // ---- handle pickers: (value to pass, how it must be treated)
+
+    fn pick_queue(&self, u: &mut Unstructured) -> AResult<(*mut jobq, Kind)> {
+        let choice = u.int_in_range(0u8..=15)?;
+        let any_job = |u: &mut Unstructured| -> AResult<Option<usize>> {
+            Ok(if self.jobs.is_empty() { None } else { Some(self.jobs[u.choose_index(self.jobs.len())?].h as usize) })
+        };
+        let open: Vec<usize> = (0..self.queues.len()).filter(|&i| self.queues[i].open).collect();
+        let v: (usize, Kind) = match choice {
+            0..=6 if !open.is_empty() => {
+                let i = open[u.choose_index(open.len())?];
+                (self.queues[i].h as usize, Kind::Live(i))
+            }
+            0..=9 if !self.queues.is_empty() => {
+                let i = u.choose_index(self.queues.len())?;
+                let q = &self.queues[i];
+                (q.h as usize, if q.open { Kind::Live(i) } else { Kind::Dead })
+            }
+            11 => (forged(u)?, Kind::Dead),
+            12 => match any_job(u)? {
+                Some(h) => (h, Kind::Dead),
+                None => (forged(u)?, Kind::Dead),
+            },
+            13 if !self.workers.is_empty() => {
+                (self.workers[u.choose_index(self.workers.len())?].h as usize, Kind::Dead)
+            }
+            14 if !self.queues.is_empty() => {
+                let i = u.choose_index(self.queues.len())?;
+                (other_generation(self.queues[i].h as usize, u)?, Kind::Dead)
+            }
+            15 => ((1 << 60) | 0xFFFF_FFFF, Kind::Dead),
+            _ => (0, Kind::Null),
+        };
+        Ok((ptr::without_provenance_mut(v.0), v.1))
+    }
+
+    fn pick_job(&self, u: &mut Unstructured) -> AResult<(*mut jobq_job, Kind)> {
+        let choice = u.int_in_range(0u8..=15)?;
+        let v: (usize, Kind) = match choice {
+            0..=5 if self.jobs.iter().any(|j| !j.freed && !j.finished) => {
+                let live: Vec<usize> =
+                    (0..self.jobs.len()).filter(|&i| !self.jobs[i].freed && !self.jobs[i].finished).collect();
+                let i = live[u.choose_index(live.len())?];
+                (self.jobs[i].h as usize, Kind::Live(i))
+            }
+            0..=10 if !self.jobs.is_empty() => {
+                // Mostly the newest handles: they are the interesting ones.
+                let n = self.jobs.len();
+                let i = if u.ratio(2, 3)? { n - 1 - u.int_in_range(0..=(n - 1).min(2))? } else { u.choose_index(n)? };
+                let j = &self.jobs[i];
+                (j.h as usize, if j.freed { Kind::Dead } else { Kind::Live(i) })
+            }
+            11 => (forged(u)?, Kind::Dead),
+            12 if !self.queues.is_empty() => (self.queues[u.choose_index(self.queues.len())?].h as usize, Kind::Dead),
+            13 if !self.workers.is_empty() => {
+                (self.workers[u.choose_index(self.workers.len())?].h as usize, Kind::Dead)
+            }
+            14 => {
+                // Another generation of a live handle's slot (a freed one's
+                // slot may hold a worker's job now, so only live ones).
+                let live: Vec<usize> = (0..self.jobs.len()).filter(|&i| !self.jobs[i].freed).collect();
+                if live.is_empty() {
+                    (forged(u)?, Kind::Dead)
+                } else {
+                    let i = live[u.choose_index(live.len())?];
+                    (other_generation(self.jobs[i].h as usize, u)?, Kind::Dead)
+                }
+            }
+            _ => (0, Kind::Null),
+        };
+        Ok((ptr::without_provenance_mut(v.0), v.1))
+    }
+
+    fn pick_worker(&self, u: &mut Unstructured) -> AResult<(*mut jobq_worker, Kind)> {
+        let choice = u.int_in_range(0u8..=11)?;
+        let v: (usize, Kind) = match choice {
+            0..=7 if !self.workers.is_empty() => {
+                let i = u.choose_index(self.workers.len())?;
+                let w = &self.workers[i];
+                (w.h as usize, if w.running { Kind::Live(i) } else { Kind::Dead })
+            }
+            8 => (forged(u)?, Kind::Dead),
+            9 if !self.queues.is_empty() => (self.queues[u.choose_index(self.queues.len())?].h as usize, Kind::Dead),
+            10 if !self.jobs.is_empty() => (self.jobs[u.choose_index(self.jobs.len())?].h as usize, Kind::Dead),
+            _ => (0, Kind::Null),
+        };
+        Ok((ptr::without_provenance_mut(v.0), v.1))
+    }
+
+    // ---- operations
+
+    fn step(&mut self, u: &mut Unstructured) -> AResult<()> {
+        match u.int_in_range(0u8..=19)? {
+            0 | 1 => self.op_open(u),
+            2 => self.op_close(u),
+            3..=5 => self.op_put(u),
+            6 => self.op_put_batch(u),
+            7 | 8 => self.op_reserve(u),
+            9 | 10 => self.op_finish(u),
+            11 => self.op_job_free(u),
+            12 => self.op_job_accessors(u),
+            13 => self.op_kick(u),
+            14 => self.op_cancel(u),
+            15 => self.op_stats(u),
+            16 => self.op_string_free(u),
+            17 => self.op_worker(u),
+            18 => self.op_misc(u),
+            _ => {
+                // Let short leases expire now and then.
+                let ms = u.int_in_range(0..=3)?;
+                log!("sleep {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(())
+            }
+        }
+    }
+
+    fn op_open(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let e = env();
+        // Path: this input's file mostly; else ones that must fail.
+        let (path, path_error): (CArg, Option<&[c_int]>) = match u.int_in_range(0u8..=15)? {
+            0..=9 => (self.path.clone(), None),
+            10 => (CArg::null(), Some(&[E_INVALID_ARG])),
+            11 => (path_arg(&e.dir.join("missing-dir/q.db")), Some(&[E_IO])),
+            12 => (path_arg(&e.dir.join("a-directory")), Some(&[E_IO, E_CORRUPT])),
+            13 => (path_arg(&e.dir.join("garbage.db")), Some(&[E_CORRUPT, E_IO])),
+            14 => (CArg::new(b""), Some(&[E_INVALID_ARG])),
+            _ => {
+                let mut p = e.dir.join("x").to_str().unwrap_or_default().as_bytes().to_vec();
+                p.extend_from_slice(b"\xff.db");
+                (CArg::new(&p), Some(&[E_INVALID_ARG]))
+            }
+        };
+        // Config: fast settings mostly; else garbage, bad values, NULL.
+        let (config, config_ok): (CArg, Option<bool>) = match u.int_in_range(0u8..=11)? {
+            0..=6 => {
+                let lease = [1u64, 5, 50, 200, 2000, 30000][u.choose_index(6)?];
+                let mut m = serde_json::Map::new();
+                m.insert("durability".into(), if u.ratio(3, 4)? { "normal" } else { "full" }.into());
+                m.insert("lease_ms".into(), lease.into());
+                m.insert("max_attempts".into(), u.int_in_range(1u32..=4)?.into());
+                m.insert("backoff_base_ms".into(), u.int_in_range(0u64..=5)?.into());
+                m.insert("backoff_max_ms".into(), u.int_in_range(0u64..=10)?.into());
+                m.insert("backoff_jitter".into(), [0.0, 0.5, 1.0][u.choose_index(3)?].into());
+                if u.ratio(1, 2)? {
+                    m.insert("max_payload_bytes".into(), u.int_in_range(0u64..=300)?.into());
+                }
+                (CArg::new(serde_json::Value::Object(m).to_string().as_bytes()), Some(true))
+            }
+            7 => (CArg::null(), Some(true)),
+            8 => {
+                let bad = [
+                    r#"{"lease_ms":0}"#,
+                    r#"{"max_attempts":0}"#,
+                    r#"{"backoff_jitter":2}"#,
+                    r#"{"lease_ms":-1}"#,
+                    r#"{"nope":1}"#,
+                    r#"{"durability":"sometimes"}"#,
+                    r#"{"busy_timeout_ms":4294967296}"#,
+                    r#"{"max_payload_bytes":1000000001}"#,
+                    r#"{"file_mode":4096}"#,
+                    r#"{"lease_ms":1e400}"#,
+                    "{\"lease_ms\":5,\"lease_ms\":6}",
+                ];
+                (CArg::new(bad[u.choose_index(bad.len())?].as_bytes()), Some(false))
+            }
+            9 if u.ratio(1, 2)? => (CArg::new(b"{\"durability\":\"normal\",\"\xff\":1}"), Some(false)),
+            9 => {
+                // Not a JSON object. KNOWN BUG (fuzz/regressions/README.md):
+                // serde reads a struct from an array too, positionally, so
+                // jobq_open accepts these; strict mode treats that as the bug it is.
+                let arrays = [r#"[]"#, r#"["normal",5]"#, r#"["normal"]"#];
+                let a = CArg::new(arrays[u.choose_index(arrays.len())?].as_bytes());
+                (a, if strict() { Some(false) } else { None })
+            }
+            _ => (CArg::new(&fuzz_bytes(u, 48)?), None),
+        };
+        let out_null = u.ratio(1, 12)?;
+        let mut errors: Vec<c_int> = Vec::new();
+        if out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        if let Some(p) = path_error {
+            errors.extend_from_slice(p);
+        }
+        if config_ok == Some(false) {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut allowed = expect(&errors, &[OK]);
+        if config_ok.is_none() {
+            allowed.push(E_INVALID_ARG);
+            allowed.push(OK);
+        }
+        let would_open = allowed.contains(&OK);
+        if would_open && self.open_count() >= MAX_OPEN {
+            return Ok(());
+        }
+        let mut out: *mut jobq = sentinel_ptr();
+        let out_p: *mut *mut jobq = if out_null { ptr::null_mut() } else { &mut out };
+        log!(
+            "open path={:?} config={:?} out_null={out_null}",
+            path.bytes().map(String::from_utf8_lossy),
+            config.bytes().map(String::from_utf8_lossy)
+        );
+        // SAFETY: NULL or NUL-terminated strings; `out_p` NULL or a writable jobq*.
+        let st = unsafe { jobq_open(path.ptr(), config.ptr(), out_p) };
+        check("jobq_open", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_open failed but wrote *out");
+            return Ok(());
+        }
+        assert!(!out_null && out != sentinel_ptr() && !out.is_null(), "jobq_open: OK without a handle");
+        assert!(!self.queues.iter().any(|q| q.open && q.h == out), "jobq_open: a live handle value handed out twice");
+        let max_payload = config
+            .utf8()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v.get("max_payload_bytes").and_then(|m| m.as_u64()))
+            .unwrap_or(DEFAULT_MAX_PAYLOAD);
+        self.queues.push(QSlot { h: out, open: true, max_payload });
+        Ok(())
+    }
+
+    fn op_close(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let allowed = match kind {
+            Kind::Live(i) if self.running_workers(i) > 0 => vec![E_BUSY],
+            Kind::Live(_) => vec![OK],
+            k => vec![k.error().unwrap_or(OK)],
+        };
+        log!("close {h:?} ({kind:?})");
+        // SAFETY: any handle value is allowed: the library checks it.
+        let st = unsafe { jobq_close(h) };
+        check("jobq_close", st, &allowed);
+        if let (OK, Kind::Live(i)) = (st, kind) {
+            self.queues[i].open = false;
+        }
+        Ok(())
+    }
+
+    /// A queue name: often one that holds jobs, so that reserves find them.
+    fn gen_name(&self, u: &mut Unstructured) -> AResult<CArg> {
+        if !self.put_queues.is_empty() && u.ratio(1, 2)? {
+            let i = u.choose_index(self.put_queues.len())?;
+            return Ok(CArg::new(self.put_queues.iter().nth(i).expect("index in range")));
+        }
+        gen_name(u)
+    }
+
+    fn queue_errors(&self, kind: Kind, name: &CArg) -> Vec<c_int> {
+        let mut errors: Vec<c_int> = kind.error().into_iter().collect();
+        if !name.is_queue_name() {
+            errors.push(E_INVALID_ARG);
+        }
+        errors
+    }
+
+    fn record_stored(&mut self, call: &str, id: u64, name: &[u8], payload: &[u8]) {
+        assert!(id > self.max_id, "{call}: id {id} does not increase (largest before: {})", self.max_id);
+        self.max_id = id;
+        self.stored.insert(id, (name.to_vec(), payload.to_vec()));
+        self.put_queues.insert(name.to_vec());
+    }
+
+    fn check_duplicate(&self, call: &str, id: u64, name: &[u8]) {
+        assert!(!self.gone.contains(&id), "{call}: DUPLICATE of job {id}, which was acked or cancelled");
+        if let Some((q, _)) = self.stored.get(&id) {
+            assert_eq!(q.as_slice(), name, "{call}: DUPLICATE of job {id} of another queue");
+        } else {
+            assert!(!self.anonymous.is_empty(), "{call}: DUPLICATE of job {id}, which was never put");
+        }
+    }
+
+    fn op_put(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let payload = gen_payload(u)?;
+        let opts = gen_put_opts(u)?;
+        let out_null = u.ratio(1, 6)?;
+        let mut errors = self.queue_errors(kind, &name);
+        if payload.invalid || opts.ffi_invalid || opts.range_invalid {
+            errors.push(E_INVALID_ARG);
+        }
+        if let Kind::Live(i) = kind {
+            if !payload.invalid && payload.len as u64 > self.queues[i].max_payload {
+                errors.push(E_TOO_BIG);
+            }
+        }
+        let allowed = expect(&errors, if opts.has_key { &[OK, DUPLICATE] } else { &[OK] });
+        let mut out = SENTINEL;
+        let out_p: *mut u64 = if out_null { ptr::null_mut() } else { &mut out };
+        log!(
+            "put {h:?} ({kind:?}) queue={:?} len={} null_payload={} opts={} key={}",
+            name.bytes().map(String::from_utf8_lossy),
+            payload.len,
+            payload.ptr.is_null(),
+            !opts.ptr().is_null(),
+            opts.has_key
+        );
+        // SAFETY: every pointer is NULL or valid for what it claims (payload: `len` bytes).
+        let st = unsafe { jobq_put(h, name.ptr(), payload.ptr, payload.len, opts.ptr(), out_p) };
+        check("jobq_put", st, &allowed);
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        match st {
+            OK | DUPLICATE if out_null => {
+                if st == OK {
+                    self.anonymous.push((qname.clone(), payload.bytes().to_vec()));
+                }
+                self.put_queues.insert(qname);
+            }
+            OK => {
+                assert!(out != SENTINEL, "jobq_put: OK without writing *out_id");
+                self.record_stored("jobq_put", out, &qname, payload.bytes());
+            }
+            DUPLICATE => {
+                assert!(out != SENTINEL, "jobq_put: DUPLICATE without writing *out_id");
+                self.check_duplicate("jobq_put", out, &qname);
+            }
+            _ => assert!(out == SENTINEL, "jobq_put: {} but *out_id was written", status_name(st)),
+        }
+        Ok(())
+    }
+
+    fn op_put_batch(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let count = u.int_in_range(0..=4usize)?;
+        let payloads: Vec<Payload> = (0..count).map(|_| gen_payload(u)).collect::<AResult<_>>()?;
+        let items: Vec<jobq_payload> = payloads.iter().map(|p| jobq_payload { data: p.ptr, len: p.len }).collect();
+        // items NULL with n > 0 (any n), or the real array with n = its length.
+        let (items_p, n, items_null) = match u.int_in_range(0u8..=7)? {
+            0 => (ptr::null(), u.int_in_range(1..=3)?, true),
+            1 => (ptr::null(), usize::MAX - u.int_in_range(0..=1)?, true),
+            2 => (ptr::null(), 0, false),
+            _ => (if items.is_empty() { ptr::null() } else { items.as_ptr() }, items.len(), false),
+        };
+        let opts = gen_put_opts(u)?;
+        let out_null = u.ratio(1, 5)?;
+        let mut errors = self.queue_errors(kind, &name);
+        let real = !items_null && n > 0;
+        if items_null || opts.ffi_invalid || (real && payloads.iter().any(|p| p.invalid)) {
+            errors.push(E_INVALID_ARG);
+        }
+        if n > 0 && (opts.range_invalid || (opts.has_key && n > 1)) {
+            errors.push(E_INVALID_ARG);
+        }
+        if let (Kind::Live(i), true) = (kind, real) {
+            if payloads.iter().any(|p| !p.invalid && p.len as u64 > self.queues[i].max_payload) {
+                errors.push(E_TOO_BIG);
+            }
+        }
+        let mut allowed = expect(&errors, if opts.has_key && n == 1 { &[OK, DUPLICATE] } else { &[OK] });
+        if n == 0 && opts.range_invalid && errors.is_empty() {
+            // An empty batch stores nothing: whether its option values are
+            // range-checked anyway is not specified.
+            allowed.push(E_INVALID_ARG);
+        }
+        let mut out = [SENTINEL; 6];
+        let out_p: *mut u64 = if out_null { ptr::null_mut() } else { out.as_mut_ptr() };
+        log!(
+            "put_batch {h:?} ({kind:?}) queue={:?} n={n} items_null={items_null} lens={:?} key={}",
+            name.bytes().map(String::from_utf8_lossy),
+            payloads.iter().map(|p| (p.len, p.ptr.is_null())).collect::<Vec<_>>(),
+            opts.has_key
+        );
+        // SAFETY: `items_p` is NULL or `n` readable items, each NULL or valid
+        // for its length; `out_p` is NULL or has 6 >= n slots when items are real.
+        let st = unsafe { jobq_put_batch(h, name.ptr(), items_p, n, opts.ptr(), out_p) };
+        check("jobq_put_batch", st, &allowed);
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        let written = if real { n } else { 0 };
+        if st < 0 {
+            assert!(out.iter().all(|&x| x == SENTINEL), "jobq_put_batch: {} but out_ids were written", status_name(st));
+            return Ok(());
+        }
+        assert!(out[written..].iter().all(|&x| x == SENTINEL), "jobq_put_batch: wrote past n = {n} out_ids");
+        if written > 0 {
+            self.put_queues.insert(qname.clone());
+        }
+        if out_null {
+            if st == OK {
+                self.anonymous.extend(payloads.iter().take(written).map(|p| (qname.clone(), p.bytes().to_vec())));
+            }
+            return Ok(());
+        }
+        assert!(
+            out[..written].iter().all(|&x| x != SENTINEL),
+            "jobq_put_batch: {} without writing all out_ids",
+            status_name(st)
+        );
+        if st == DUPLICATE {
+            self.check_duplicate("jobq_put_batch", out[0], &qname);
+        } else {
+            for (i, p) in payloads.iter().take(written).enumerate() {
+                self.record_stored("jobq_put_batch", out[i], &qname, p.bytes());
+            }
+        }
+        Ok(())
+    }
+
+    fn op_reserve(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let out_null = u.ratio(1, 10)?;
+        let mut errors = self.queue_errors(kind, &name);
+        if out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        let allowed = expect(&errors, &[OK, TIMEOUT]);
+        let mut out: *mut jobq_job = sentinel_ptr();
+        let out_p: *mut *mut jobq_job = if out_null { ptr::null_mut() } else { &mut out };
+        log!("reserve {h:?} ({kind:?}) queue={:?} out_null={out_null}", name.bytes().map(String::from_utf8_lossy));
+        // SAFETY: timeout 0 never blocks; `out_p` is NULL or a writable jobq_job*.
+        let st = unsafe { jobq_reserve(h, name.ptr(), 0, out_p) };
+        check("jobq_reserve", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_reserve: {} but *out was written", status_name(st));
+            return Ok(());
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_reserve: OK without a job");
+        assert!(
+            !self.jobs.iter().any(|j| !j.freed && j.h == out),
+            "jobq_reserve: handed out the value of a live job handle again"
+        );
+        let Kind::Live(qi) = kind else { unreachable!() };
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        // SAFETY: a handle just returned by the library.
+        let (id, attempt) = unsafe { (jobq_job_id(out), jobq_job_attempt(out)) };
+        log!("  job {id} attempt {attempt}");
+        assert!(id != 0, "jobq_reserve: job id 0");
+        assert!(attempt >= 1, "jobq_reserve: job {id} attempt {attempt}");
+        assert!(!self.gone.contains(&id), "jobq_reserve: delivered job {id}, which was acked or cancelled");
+        let (q, payload) = match self.stored.get(&id) {
+            Some(e) => e.clone(),
+            None => {
+                // Put with out_id NULL: one such put of this queue with this payload.
+                let actual = self.payload_of(out).unwrap_or_default();
+                let pos = self.anonymous.iter().position(|(q, p)| *q == qname && *p == actual);
+                let pos = pos.unwrap_or_else(|| {
+                    panic!(
+                        "jobq_reserve: delivered job {id} ({} bytes) of {qname:?}, which was never put",
+                        actual.len()
+                    )
+                });
+                let e = self.anonymous.remove(pos);
+                self.stored.insert(id, e.clone());
+                e
+            }
+        };
+        assert_eq!(q, qname, "jobq_reserve: job {id} of queue {q:?} delivered from queue {qname:?}");
+        self.jobs.push(JSlot { h: out, q: qi, id, queue: q, payload, freed: false, finished: false });
+        let i = self.jobs.len() - 1;
+        self.check_accessors(i);
+        Ok(())
+    }
+
+    fn payload_of(&self, h: *const jobq_job) -> Option<Vec<u8>> {
+        let mut len = 0usize;
+        // SAFETY: a handle value; `len` is writable.
+        let p = unsafe { jobq_job_payload(h, &mut len) };
+        // SAFETY: non-NULL payload of `len` bytes, valid until the handle is freed.
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, len) }.to_vec())
+    }
+
+    /// A live handle's accessors give what was put.
+    fn check_accessors(&self, i: usize) {
+        let j = &self.jobs[i];
+        // SAFETY: a handle this program holds (not freed).
+        let (id, attempt, q) = unsafe { (jobq_job_id(j.h), jobq_job_attempt(j.h), jobq_job_queue(j.h)) };
+        assert_eq!(id, j.id, "jobq_job_id changed");
+        assert!(attempt >= 1, "jobq_job_attempt: {attempt}");
+        assert!(!q.is_null(), "jobq_job_queue: NULL for a live handle");
+        // SAFETY: non-NULL, NUL-terminated, valid until the handle is freed.
+        assert_eq!(unsafe { CStr::from_ptr(q) }.to_bytes(), j.queue.as_slice(), "jobq_job_queue of job {id}");
+        let mut len = SENTINEL as usize;
+        // SAFETY: as above.
+        let p = unsafe { jobq_job_payload(j.h, &mut len) };
+        assert!(!p.is_null(), "jobq_job_payload: NULL for a live handle (job {id})");
+        assert_eq!(len, j.payload.len(), "jobq_job_payload: length of job {id}");
+        // SAFETY: `len` bytes at `p`, per the library.
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        assert_eq!(bytes, j.payload.as_slice(), "jobq_job_payload: bytes of job {id}");
+        // The length pointer is nullable.
+        // SAFETY: as above.
+        assert_eq!(unsafe { jobq_job_payload(j.h, ptr::null_mut()) }, p, "jobq_job_payload with len NULL");
+    }
+
+    /// Accessors of a handle that is not live give 0 / NULL and write nothing.
+    fn check_dead_accessors(&self, h: *mut jobq_job) {
+        let mut len = SENTINEL as usize;
+        // SAFETY: any handle value is allowed: the library checks it.
+        unsafe {
+            assert_eq!(jobq_job_id(h), 0, "jobq_job_id of a dead handle");
+            assert_eq!(jobq_job_attempt(h), 0, "jobq_job_attempt of a dead handle");
+            assert!(jobq_job_queue(h).is_null(), "jobq_job_queue of a dead handle");
+            assert!(jobq_job_payload(h, &mut len).is_null(), "jobq_job_payload of a dead handle");
+        }
+        assert_eq!(len, SENTINEL as usize, "jobq_job_payload wrote *len for a dead handle");
+    }
+
+    fn op_job_accessors(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        log!("accessors {h:?} ({kind:?})");
+        match kind {
+            Kind::Live(i) => self.check_accessors(i),
+            _ => self.check_dead_accessors(h),
+        }
+        Ok(())
+    }
+
+    fn op_finish(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        let which = u.int_in_range(0u8..=4)?;
+        let reason = gen_reason(u)?;
+        let ms = gen_ms(u, 30)?;
+        let (call, args_invalid, ends) = match which {
+            0 => ("jobq_ack", false, true),
+            1 => ("jobq_fail", reason.bytes().is_some() && reason.utf8().is_none(), true),
+            2 => ("jobq_release", ms > MAX_DELAY_MS, true),
+            3 => ("jobq_touch", ms > MAX_DELAY_MS, false),
+            _ => ("jobq_bury", reason.bytes().is_some() && reason.utf8().is_none(), true),
+        };
+        let state: Vec<c_int> = match kind {
+            Kind::Live(i) => {
+                let j = &self.jobs[i];
+                let mut s = Vec::new();
+                if j.finished {
+                    s.push(E_STATE);
+                }
+                if !self.queues[j.q].open {
+                    s.push(E_SHUTDOWN);
+                }
+                if s.is_empty() {
+                    if self.gone.contains(&j.id) {
+                        vec![E_STATE]
+                    } else {
+                        vec![OK, E_STATE]
+                    }
+                } else {
+                    s
+                }
+            }
+            k => vec![k.error().unwrap_or(OK)],
+        };
+        let allowed = if args_invalid {
+            let mut a = vec![E_INVALID_ARG];
+            // Which of two problems is reported first is not specified.
+            a.extend(state.iter().filter(|&&s| s != OK));
+            a
+        } else {
+            state
+        };
+        log!("{call} {h:?} ({kind:?}) reason={:?} ms={ms}", reason.bytes().map(String::from_utf8_lossy));
+        // SAFETY: any handle value is allowed; `reason` is NULL or NUL-terminated.
+        let st = unsafe {
+            match which {
+                0 => jobq_ack(h),
+                1 => jobq_fail(h, reason.ptr()),
+                2 => jobq_release(h, ms),
+                3 => jobq_touch(h, ms),
+                _ => jobq_bury(h, reason.ptr()),
+            }
+        };
+        check(call, st, &allowed);
+        if let Kind::Live(i) = kind {
+            let j = &mut self.jobs[i];
+            if st == E_STATE || (st == OK && ends) {
+                j.finished = true;
+            }
+            if st == OK && which == 0 {
+                self.gone.insert(j.id);
+            }
+            self.check_accessors(i);
+        }
+        Ok(())
+    }
+
+    fn op_job_free(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        log!("job_free {h:?} ({kind:?})");
+        // SAFETY: any handle value is allowed (freeing twice is documented as harmless).
+        unsafe { jobq_job_free(h) };
+        if let Kind::Live(i) = kind {
+            self.jobs[i].freed = true;
+            self.check_dead_accessors(h);
+        }
+        // Freeing a forged, stale or cross-type value freed nothing.
+        for i in 0..self.jobs.len() {
+            if !self.jobs[i].freed {
+                self.check_accessors(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn op_kick(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let max = match u.int_in_range(0u8..=3)? {
+            0 => 0,
+            1 => u64::MAX,
+            _ => u.int_in_range(1..=5)?,
+        };
+        let out_null = u.ratio(1, 4)?;
+        let errors = self.queue_errors(kind, &name);
+        let allowed = expect(&errors, &[OK]);
+        let mut out = SENTINEL;
+        let out_p: *mut u64 = if out_null { ptr::null_mut() } else { &mut out };
+        log!("kick {h:?} ({kind:?}) queue={:?} max={max}", name.bytes().map(String::from_utf8_lossy));
+        // SAFETY: `out_p` is NULL or a writable uint64_t.
+        let st = unsafe { jobq_kick(h, name.ptr(), max, out_p) };
+        check("jobq_kick", st, &allowed);
+        if st == OK && !out_null {
+            assert!(out != SENTINEL, "jobq_kick: OK without writing *out_kicked");
+            assert!(out <= max, "jobq_kick: kicked {out} > max {max}");
+            let known = self.stored.len() + self.anonymous.len();
+            assert!(out as usize <= known, "jobq_kick: kicked {out} jobs of {known} ever put");
+        } else if st != OK {
+            assert!(out == SENTINEL, "jobq_kick: {} but *out_kicked was written", status_name(st));
+        }
+        Ok(())
+    }
+
+    fn op_cancel(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let ids: Vec<u64> = self.stored.keys().copied().collect();
+        let id = match u.int_in_range(0u8..=7)? {
+            0 => 0,
+            1 => u64::MAX,
+            2 => self.max_id + 1,
+            3 => u.arbitrary()?,
+            _ if !ids.is_empty() => {
+                let mut sorted = ids;
+                sorted.sort_unstable();
+                sorted[u.choose_index(sorted.len())?]
+            }
+            _ => self.max_id,
+        };
+        let allowed = match kind {
+            Kind::Live(_) => {
+                let maybe_anonymous = !self.anonymous.is_empty() && id != 0 && !self.stored.contains_key(&id);
+                if self.gone.contains(&id) || (!self.stored.contains_key(&id) && !maybe_anonymous) {
+                    vec![E_NOT_FOUND]
+                } else if self.workers_ran || maybe_anonymous {
+                    vec![OK, E_STATE, E_NOT_FOUND]
+                } else {
+                    vec![OK, E_STATE]
+                }
+            }
+            k => vec![k.error().unwrap_or(OK)],
+        };
+        log!("cancel {h:?} ({kind:?}) id={id}");
+        // SAFETY: any handle value is allowed.
+        let st = unsafe { jobq_cancel(h, id) };
+        check("jobq_cancel", st, &allowed);
+        if st == OK {
+            self.gone.insert(id);
+        }
+        Ok(())
+    }
+
+    fn op_stats(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let out_null = u.ratio(1, 8)?;
+        let mut errors: Vec<c_int> = kind.error().into_iter().collect();
+        if out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        let allowed = expect(&errors, &[OK]);
+        let mut out: *mut c_char = sentinel_ptr();
+        let out_p: *mut *mut c_char = if out_null { ptr::null_mut() } else { &mut out };
+        log!("stats_json {h:?} ({kind:?}) out_null={out_null}");
+        // SAFETY: `out_p` is NULL or a writable char*.
+        let st = unsafe { jobq_stats_json(h, out_p) };
+        check("jobq_stats_json", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_stats_json: {} but *out_json was written", status_name(st));
+            return Ok(());
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_stats_json: OK without a string");
+        assert!(
+            !self.strings.iter().any(|s| !s.freed && s.p == out),
+            "jobq_stats_json: a live string handed out again"
+        );
+        // SAFETY: a NUL-terminated string the library just returned.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().expect("stats JSON is not UTF-8").to_owned();
+        self.strings.push(SSlot { p: out, freed: false });
+        self.check_stats(&text);
+        Ok(())
+    }
+
+    fn check_stats(&self, text: &str) {
+        let v: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("jobq_stats_json: not JSON ({e}): {text}"));
+        let queues = v.get("queues").and_then(|q| q.as_object());
+        let queues = queues.unwrap_or_else(|| panic!("jobq_stats_json: no \"queues\" object: {text}"));
+        let mut per_queue: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for (q, _) in self.stored.values().chain(self.anonymous.iter()) {
+            *per_queue.entry(q.clone()).or_default() += 1;
+        }
+        for (name, counts) in queues {
+            assert!(
+                self.put_queues.contains(name.as_bytes()),
+                "jobq_stats_json: queue {name:?} was never put to: {text}"
+            );
+            let mut total = 0u64;
+            for field in ["ready", "scheduled", "reserved", "dead"] {
+                let n = counts.get(field).and_then(|n| n.as_u64());
+                total += n.unwrap_or_else(|| panic!("jobq_stats_json: {name}.{field} missing or not a count: {text}"));
+            }
+            let put = per_queue.get(name.as_bytes()).copied().unwrap_or(0) as u64;
+            assert!(total <= put, "jobq_stats_json: queue {name:?} counts {total} jobs, only {put} were put: {text}");
+        }
+    }
+
+    fn op_string_free(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let mut local = *b"not from jobq\0";
+        let live: Vec<usize> = (0..self.strings.len()).filter(|&i| !self.strings[i].freed).collect();
+        let freed: Vec<usize> = (0..self.strings.len()).filter(|&i| self.strings[i].freed).collect();
+        let (p, frees): (*mut c_char, Option<usize>) = match u.int_in_range(0u8..=7)? {
+            0 | 1 if !live.is_empty() => {
+                let i = live[u.choose_index(live.len())?];
+                (self.strings[i].p, Some(i))
+            }
+            2 if !freed.is_empty() => {
+                // A double free: harmless, unless the allocator gave the same
+                // address to a live string (then it frees that one, as it would in C).
+                let i = freed[u.choose_index(freed.len())?];
+                let p = self.strings[i].p;
+                if live.iter().any(|&l| self.strings[l].p == p) {
+                    return Ok(());
+                }
+                (p, None)
+            }
+            3 if !live.is_empty() => {
+                let i = live[u.choose_index(live.len())?];
+                (self.strings[i].p.wrapping_add(1), None)
+            }
+            4 => (local.as_mut_ptr().cast(), None),
+            5 if self.jobs.iter().any(|j| !j.freed) => {
+                // A string the library owns but did not allocate for the
+                // caller: a job's queue name (it must survive this).
+                let j = self.jobs.iter().find(|j| !j.freed).expect("a live job");
+                // SAFETY: a live job handle.
+                (unsafe { jobq_job_queue(j.h) }.cast_mut(), None)
+            }
+            6 => {
+                // SAFETY: static strings of the library.
+                (
+                    unsafe {
+                        if u.ratio(1, 2)? {
+                            jobq_version()
+                        } else {
+                            jobq_status_str(-4)
+                        }
+                    }
+                    .cast_mut(),
+                    None,
+                )
+            }
+            _ => (ptr::null_mut(), None),
+        };
+        log!("string_free {p:?} (frees: {frees:?})");
+        // SAFETY: the library accepts any pointer here (it frees only its own live strings).
+        unsafe { jobq_string_free(p) };
+        if let Some(i) = frees {
+            self.strings[i].freed = true;
+        }
+        assert_eq!(&local, b"not from jobq\0", "jobq_string_free wrote to a foreign buffer");
+        for s in self.strings.iter().filter(|s| !s.freed) {
+            // SAFETY: a live string from the library; ASan reports it if it was freed.
+            let text = unsafe { CStr::from_ptr(s.p) };
+            assert!(text.to_str().is_ok(), "a live stats string changed");
+        }
+        for i in 0..self.jobs.len() {
+            if !self.jobs[i].freed {
+                self.check_accessors(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn op_worker(&mut self, u: &mut Unstructured) -> AResult<()> {
+        if u.ratio(1, 2)? {
+            self.op_worker_stop(u)
+        } else {
+            self.op_worker_start(u)
+        }
+    }
+
+    fn op_worker_start(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        #[repr(C)]
+        struct WorkerOptsBuf {
+            o: jobq_worker_opts,
+            tail: [u8; OPTS_TAIL],
+        }
+        let mut buf = WorkerOptsBuf { o: jobq_worker_opts { struct_size: 0, concurrency: 0 }, tail: [0; OPTS_TAIL] };
+        // SAFETY: a whole jobq_worker_opts.
+        unsafe { jobq_worker_opts_init_sized(&mut buf.o, WORKER_OPTS_SIZE) };
+        assert_eq!((buf.o.struct_size, buf.o.concurrency), (WORKER_OPTS_SIZE as u32, 1), "jobq_worker_opts_init_sized");
+        let mut opts_invalid = false;
+        let opts_p: *const jobq_worker_opts = match u.int_in_range(0u8..=9)? {
+            0 | 1 => ptr::null(),
+            2 => {
+                buf.o.struct_size = u.int_in_range(0..=WORKER_OPTS_SIZE as u32 - 1)?;
+                opts_invalid = true;
+                &buf.o
+            }
+            3 => {
+                buf.o.struct_size =
+                    u.int_in_range(WORKER_OPTS_SIZE as u32 + 1..=(WORKER_OPTS_SIZE + OPTS_TAIL) as u32)?;
+                u.fill_buffer(&mut buf.tail)?;
+                buf.o.concurrency = u.int_in_range(1..=3)?;
+                &buf.o
+            }
+            4 => {
+                buf.o.concurrency = [0, MAX_CONCURRENCY + 1, u32::MAX][u.choose_index(3)?];
+                opts_invalid = true;
+                &buf.o
+            }
+            _ => {
+                buf.o.concurrency = u.int_in_range(1..=3)?;
+                &buf.o
+            }
+        };
+        let handler_null = u.ratio(1, 10)?;
+        let out_null = u.ratio(1, 10)?;
+        let n_outcomes = u.int_in_range(1..=4)?;
+        let outcomes = (0..n_outcomes)
+            .map(|_| Ok([0, 0, 1, 2, 7, -1, c_int::MIN][u.choose_index(7)?]))
+            .collect::<AResult<Vec<c_int>>>()?;
+        let mut errors = self.queue_errors(kind, &name);
+        if opts_invalid || handler_null || out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        let allowed = expect(&errors, &[OK]);
+        if allowed.contains(&OK) && self.workers.iter().filter(|w| w.running).count() >= MAX_WORKERS {
+            return Ok(());
+        }
+        let ctx = Box::new(HandlerCtx {
+            queue: name.bytes().unwrap_or_default().to_vec(),
+            outcomes,
+            next: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            errors: Mutex::new(Vec::new()),
+        });
+        let mut out: *mut jobq_worker = sentinel_ptr();
+        let out_p: *mut *mut jobq_worker = if out_null { ptr::null_mut() } else { &mut out };
+        let handler_fn: jobq_handler = if handler_null { None } else { Some(handler) };
+        log!("worker_start {h:?} ({kind:?}) queue={:?} opts_null={} invalid={opts_invalid} handler_null={handler_null} out_null={out_null}", name.bytes().map(String::from_utf8_lossy), opts_p.is_null());
+        let ctx_p = (&*ctx as *const HandlerCtx).cast_mut().cast::<c_void>();
+        // SAFETY: `opts_p` is NULL or a struct of at least its struct_size
+        // bytes; the handler and ctx stay valid until stop(-1).
+        let st = unsafe { jobq_worker_start(h, name.ptr(), opts_p, handler_fn, ctx_p, out_p) };
+        check("jobq_worker_start", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_worker_start: {} but *out was written", status_name(st));
+            return Ok(());
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_worker_start: OK without a handle");
+        let Kind::Live(qi) = kind else { unreachable!() };
+        self.workers_ran = true;
+        self.workers.push(WSlot { h: out, q: qi, running: true, ctx: Some(ctx) });
+        Ok(())
+    }
+
+    fn stop_worker(&mut self, i: usize) {
+        let h = self.workers[i].h;
+        log!("worker_stop {h:?} (Live({i})) -1");
+        // SAFETY: a worker handle this program holds; -1 waits for its handlers.
+        let st = unsafe { jobq_worker_stop(h, -1) };
+        check("jobq_worker_stop", st, &[OK]);
+        let w = &mut self.workers[i];
+        w.running = false;
+        let ctx = w.ctx.take().expect("a running worker has its context");
+        let errors = ctx.errors.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(errors.is_empty(), "worker handler saw: {errors:?}");
+        log!("  handler ran {} times", ctx.calls.load(SeqCst));
+    }
+
+    fn op_worker_stop(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_worker(u)?;
+        if let Kind::Live(i) = kind {
+            self.stop_worker(i);
+            return Ok(());
+        }
+        let timeout: i64 = [-1, 0, 10, i64::MIN, i64::MAX][u.choose_index(5)?];
+        log!("worker_stop {h:?} ({kind:?}) {timeout}");
+        // SAFETY: any handle value is allowed; a dead one returns at once.
+        let st = unsafe { jobq_worker_stop(h, timeout) };
+        check("jobq_worker_stop", st, &[kind.error().unwrap_or(OK)]);
+        Ok(())
+    }
+
+    /// status_str, version, the options-init functions, per-thread last error.
+    fn op_misc(&mut self, u: &mut Unstructured) -> AResult<()> {
+        match u.int_in_range(0u8..=4)? {
+            4 => {
+                // jobq_last_error is per thread: another thread's calls do not change ours.
+                // SAFETY: NULL is a documented error.
+                let st = unsafe { jobq_cancel(ptr::null_mut(), 1) };
+                check("jobq_cancel(NULL)", st, &[E_INVALID_ARG]);
+                let mine = last_error();
+                let forged_q = forged(u)?;
+                let other = std::thread::spawn(move || {
+                    // SAFETY: forged handles are rejected without a dereference.
+                    let st = unsafe { jobq_cancel(ptr::without_provenance_mut(forged_q), 1) };
+                    check("jobq_cancel(forged) on another thread", st, &[E_HANDLE]);
+                    last_error()
+                })
+                .join()
+                .expect("the other thread's checks");
+                assert_ne!(mine, other, "two different errors, one message");
+                assert_eq!(last_error(), mine, "another thread's failing call changed this thread's jobq_last_error");
+            }
+            0 => {
+                let code: c_int = if u.ratio(1, 2)? { STATUS_NAMES[u.choose_index(14)?].0 } else { u.arbitrary()? };
+                // SAFETY: any int is allowed.
+                let p = unsafe { jobq_status_str(code) };
+                assert!(!p.is_null(), "jobq_status_str({code}) is NULL");
+                // SAFETY: static NUL-terminated text.
+                let s = unsafe { CStr::from_ptr(p) }.to_str().expect("jobq_status_str is not UTF-8");
+                if let Some((_, n)) = STATUS_NAMES.iter().find(|(c, _)| *c == code) {
+                    assert_eq!(s, *n, "jobq_status_str({code})");
+                } else {
+                    assert!(!s.is_empty(), "jobq_status_str({code}) is empty");
+                }
+            }
+            1 => {
+                // SAFETY: no arguments.
+                let (v, n) = unsafe { (jobq_version(), jobq_version_number()) };
+                assert!(!v.is_null(), "jobq_version is NULL");
+                // SAFETY: static text.
+                let v = unsafe { CStr::from_ptr(v) }.to_str().expect("jobq_version is not UTF-8");
+                let parts: Vec<u32> = v.split('.').map(|p| p.parse().expect("jobq_version is not x.y.z")).collect();
+                assert_eq!(parts.len(), 3, "jobq_version {v}");
+                assert_eq!(n, parts[0] * 10000 + parts[1] * 100 + parts[2], "jobq_version_number vs {v}");
+            }
+            2 => {
+                // jobq_put_opts_init_sized with a caller size within the buffer, or NULL.
+                let mut buf = [0xABu8; PUT_OPTS_SIZE + OPTS_TAIL];
+                let size = u.int_in_range(0..=buf.len())?;
+                if u.ratio(1, 5)? {
+                    // SAFETY: NULL is a documented no-op, whatever the size.
+                    unsafe { jobq_put_opts_init_sized(ptr::null_mut(), u.arbitrary()?) };
+                    return Ok(());
+                }
+                // SAFETY: `buf` has at least `size` writable bytes.
+                unsafe { jobq_put_opts_init_sized(buf.as_mut_ptr().cast(), size) };
+                check_init("jobq_put_opts_init_sized", &buf, size, &[], 20..24);
+            }
+            _ => {
+                let mut buf = [0xABu8; WORKER_OPTS_SIZE + OPTS_TAIL];
+                let size = u.int_in_range(0..=buf.len())?;
+                // SAFETY: `buf` has at least `size` writable bytes.
+                unsafe { jobq_worker_opts_init_sized(buf.as_mut_ptr().cast(), size) };
+                check_init("jobq_worker_opts_init_sized", &buf, size, &1u32.to_ne_bytes(), 0..0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops, frees and closes everything; all of it must succeed.
+    fn cleanup(&mut self) {
+        log!("cleanup");
+        for i in 0..self.workers.len() {
+            if self.workers[i].running {
+                self.stop_worker(i);
+            }
+        }
+        for j in self.jobs.iter_mut().filter(|j| !j.freed) {
+            // SAFETY: a job handle this program holds.
+            unsafe { jobq_job_free(j.h) };
+            j.freed = true;
+        }
+        for s in self.strings.iter_mut().filter(|s| !s.freed) {
+            // SAFETY: a string the library returned, not yet freed.
+            unsafe { jobq_string_free(s.p) };
+            s.freed = true;
+        }
+        for q in self.queues.iter_mut().filter(|q| q.open) {
+            // SAFETY: a queue handle this program holds.
+            let st = unsafe { jobq_close(q.h) };
+            check("jobq_close (cleanup)", st, &[OK]);
+            q.open = false;
+        }
+        if let Some(p) = self.path.utf8() {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{p}{suffix}"));
+            }
+        }
+    }
+}
+
+/// An init_sized call on `size` bytes: nothing written below 4 bytes; else the
+/// leading u32 is `size`, then the defaults after struct_size (`defaults_after`,
+/// zeros beyond) up to `size`, and nothing past `size`. `skip`: padding bytes.
+fn check_init(call: &str, buf: &[u8], size: usize, defaults_after: &[u8], skip: std::ops::Range<usize>) {
+    if size < 4 {
+        assert!(buf.iter().all(|&b| b == 0xAB), "{call}(size {size}) wrote to the struct");
+        return;
+    }
+    assert_eq!(u32::from_ne_bytes(buf[..4].try_into().unwrap()) as usize, size, "{call}: struct_size");
+    for (i, &b) in buf.iter().enumerate().skip(4) {
+        if skip.contains(&i) && i < size {
+            continue;
+        }
+        let want = if i >= size { 0xAB } else { defaults_after.get(i - 4).copied().unwrap_or(0) };
+        assert_eq!(b, want, "{call}(size {size}): byte {i}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let mut world = World::new();
+    for _ in 0..MAX_OPS {
+        if u.is_empty() || world.step(&mut u).is_err() {
+            break;
+        }
+    }
+    world.cleanup();
+});

@@ -1,0 +1,125 @@
+# Writes the hand-made seeds fuzz/corpus/c_api/seed-hand-*: small programs of
+# jobq C API calls in the input encoding of fuzz_targets/c_api.rs (arbitrary
+# 1.5's Unstructured: a choice in 0..=k takes one byte, value % (k+1); a range
+# of one value takes none). It mirrors the decoder's state only as far as
+# these programs need; check a changed seed with scripts/fuzz.sh --repro FILE.
+#   python3 fuzz/make_seeds.py [OUT_DIR (default fuzz/corpus/c_api)]
+import os, sys
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), 'corpus', 'c_api')
+class P:
+    def __init__(s): s.b = bytearray(); s.open = 0; s.put_queues = set(); s.live_jobs = 0
+    def byte(s, v): s.b.append(v & 0xff); return s
+    def idx(s, n, i):          # choose_index(n)
+        if n > 1: s.byte(i)
+    def q(s, i=0):             # pick_queue: an open handle
+        s.byte(0); s.idx(s.open, i)
+    def name(s, n):            # World::gen_name: "a" / "b"
+        if s.put_queues:
+            s.byte(1)          # ratio(1,2) false: the fixed pool
+        s.byte({'a': 0, 'b': 7}[n])
+    def payload(s, data):      # fuzz_bytes(32)
+        s.byte(0); s.byte(len(data)); s.b += data
+    def no_opts(s): s.byte(0)  # ratio(1,3) true: NULL
+    def key_opts(s, key):      # struct of the right size, key k1/k2
+        s.byte(1)              # ratio(1,3) false
+        s.byte(9)              # size: PUT_OPTS_SIZE
+        s.byte(1)              # priority: ratio(1,2) false
+        s.byte(0)              # delay 0
+        s.byte(0)              # max_attempts 0
+        s.byte(0)              # lease 0
+        s.byte({'k1': 6, 'k2': 7}[key])
+    def open_(s, lease_idx=5, jitter=0, payload_cap=None):
+        s.byte(0)              # op open
+        s.byte(0)              # path: this input's file
+        s.byte(0)              # config: generated
+        s.byte(lease_idx)      # lease [1,5,50,200,2000,30000]
+        s.byte(1)              # durability normal
+        s.byte(3)              # max_attempts 4
+        s.byte(0); s.byte(0)   # backoff base/max 0
+        s.byte(jitter)
+        if payload_cap is None: s.byte(1)
+        else: s.byte(0); s.byte(payload_cap >> 8); s.byte(payload_cap & 0xff)
+        s.byte(1)              # out not NULL
+        s.open += 1
+    def put(s, n, data, key=None, qi=0):
+        s.byte(3); s.q(qi); s.name(n); s.payload(data)
+        if key: s.key_opts(key)
+        else: s.no_opts()
+        s.byte(1)              # out_id not NULL
+        s.put_queues.add(n)
+    def batch(s, n, items):
+        s.byte(6); s.q(); s.name(n); s.byte(len(items))
+        for it in items: s.payload(it)
+        s.byte(3)              # the real array
+        s.no_opts(); s.byte(1)
+        if items: s.put_queues.add(n)
+    def reserve(s, n, qi=0):
+        s.byte(7); s.q(qi); s.name(n); s.byte(1); s.live_jobs += 1
+    def finish(s, which, ms=0, live_index=None):
+        s.byte(9)
+        s.byte(0)              # a live unfinished job
+        s.idx(s.live_jobs, s.live_jobs - 1 if live_index is None else live_index)
+        s.byte(which)          # ack fail release touch bury
+        s.byte(2)              # reason "reason"
+        if ms: s.byte(5); s.byte(ms)
+        else: s.byte(0)
+        if which != 3: s.live_jobs -= 1
+    def free_newest(s, jobs_total):
+        s.byte(11); s.byte(6); s.byte(0)   # pick_job 6..10 any; ratio(2,3) newest; offset 0
+    def accessors(s): s.byte(12); s.byte(0); s.idx(s.live_jobs, s.live_jobs - 1)
+    def kick(s, n): s.byte(13); s.q(); s.name(n); s.byte(3); s.byte(3); s.byte(1)  # max 3? (2..=3 -> 1..=5)
+    def cancel_known(s, i=0): s.byte(14); s.q(); s.byte(4); s.byte(i)
+    def stats(s): s.byte(15); s.q(); s.byte(1)
+    def string_free_live(s): s.byte(16); s.byte(0)
+    def string_double_free(s): s.byte(16); s.byte(2)
+    def string_foreign(s): s.byte(16); s.byte(4)
+    def worker_start(s, n, conc, outcomes):
+        s.byte(17); s.byte(1)  # start
+        s.q(); s.name(n)
+        s.byte(5); s.byte(conc - 1)
+        s.byte(1); s.byte(1)   # handler, out
+        s.byte(len(outcomes) - 1)
+        for o in outcomes: s.byte([0, 0, 1, 2, 7, -1, 'min'].index(o) if o != 'min' else 6)
+    def worker_stop(s, i=0, n=1): s.byte(17); s.byte(0); s.byte(0); s.idx(n, i)
+    def close(s, qi=0): s.byte(2); s.q(qi); s.open -= 1
+    def close_stale(s): s.byte(2); s.byte(8); s.byte(0)
+    def sleep(s, ms): s.byte(19); s.byte(ms)
+    def misc(s, k, *a):
+        s.byte(18); s.byte(k)
+        for x in a: s.byte(x)
+
+def save(name, p):
+    open(os.path.join(out, 'seed-hand-' + name), 'wb').write(bytes(p.b))
+
+p = P(); p.open_(); p.put('a', b'hello'); p.reserve('a'); p.accessors(); p.finish(0); p.stats(); p.string_free_live(); p.close()
+save('lifecycle', p)
+
+p = P(); p.open_()
+for i in range(4): p.put('a', bytes([65 + i]) * 3)
+p.reserve('a'); p.finish(1); p.reserve('a'); p.finish(2, ms=5); p.reserve('a'); p.finish(3, ms=9); p.finish(0)
+p.reserve('a'); p.finish(4); p.kick('a'); p.stats(); p.reserve('a'); p.finish(0); p.stats(); p.string_double_free(); p.string_foreign()
+save('finishes', p)
+
+p = P(); p.open_(lease_idx=3)
+for i in range(3): p.put('a', b'w%d' % i)
+p.worker_start('a', 2, [0, 1, 2]); p.put('a', b'late'); p.sleep(3); p.close(); p.open += 1; p.stats(); p.worker_stop(); p.close()
+save('workers', p)
+
+p = P(); p.open_(); p.put('a', b'x'); p.reserve('a'); p.finish(0)
+p.byte(9); p.byte(6); p.byte(0); p.byte(0); p.byte(0); p.byte(0)  # ack the finished handle again: STATE
+p.byte(11); p.byte(6); p.byte(0)                                     # free it
+p.byte(9); p.byte(6); p.byte(0); p.byte(0); p.byte(0); p.byte(0)  # ack the freed handle: HANDLE
+p.close(); p.open += 1; p.byte(3); p.byte(8); p.byte(0); p.name('a'); p.payload(b'y'); p.no_opts(); p.byte(1)
+save('stale-handles', p)
+
+p = P(); p.open_(payload_cap=200); p.put('a', b'u', key='k1'); p.put('a', b'v', key='k1'); p.put('b', b'w', key='k1')
+p.batch('b', [b'1', b'22', b'333']); p.batch('a', []); p.reserve('b'); p.finish(0); p.put('a', b'\0' * 32); p.stats()
+save('unique-batch', p)
+
+p = P(); p.open_(lease_idx=0); p.put('a', b'lease'); p.reserve('a'); p.sleep(3); p.reserve('a'); p.finish(0, live_index=0); p.finish(0)
+p.cancel_known(0); p.stats()
+save('lease-expiry', p)
+
+p = P(); p.open_(); p.open_(lease_idx=2); p.put('a', b'1', qi=0); p.put('a', b'2', qi=1); p.reserve('a', qi=1); p.reserve('a', qi=0)
+p.close(qi=0); p.finish(0); p.finish(1); p.stats(); p.misc(0, 1, 3); p.misc(1); p.misc(2, 1, 40); p.misc(3, 1, 6)
+save('two-handles', p)
