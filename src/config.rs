@@ -61,7 +61,14 @@ impl Config {
         let config = match json {
             None => Config::default(),
             Some(text) => {
-                serde_json::from_str::<Config>(text).map_err(|e| Error::invalid(format!("config JSON: {e}")))?
+                // Only an object: serde would also read a struct from an
+                // array, by field position, which silently changes meaning.
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| Error::invalid(format!("config JSON: {e}")))?;
+                if !value.is_object() {
+                    return Err(Error::invalid("config JSON must be an object, e.g. {\"durability\": \"normal\"}"));
+                }
+                serde_json::from_value::<Config>(value).map_err(|e| Error::invalid(format!("config JSON: {e}")))?
             }
         };
         config.validate()?;
@@ -134,6 +141,10 @@ mod tests {
             r#"{"backoff_jitter":2}"#,
             r#"{"lease_ms":-1}"#,
             r#"[1]"#,
+            r#"[]"#,
+            r#"["normal", 5]"#,
+            "null",
+            "7",
             "{",
             "",
         ] {
