@@ -12,9 +12,9 @@
 //!
 //! Each request says whether it must be durable before its caller hears
 //! back (a put must; a reserve or an ack need not: losing one on power loss
-//! only means a job is delivered again, which at-least-once allows). A batch
-//! with no durable request commits without syncing; the next durable commit
-//! syncs the WAL, and with it everything before it.
+//! only means a job is delivered again, which at-least-once allows). No
+//! COMMIT syncs; with durability "full", a durable request's caller then
+//! waits for a group fsync of the WAL (sync.rs), outside the write lock.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -27,13 +27,14 @@ use rusqlite::Connection;
 
 use crate::checkpoint::Checkpointer;
 use crate::clock::Clock;
-use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::store::Conn;
+use crate::sync::Syncer;
 
-/// Called once the request's transaction committed (`None`) or failed.
-type Done = Box<dyn FnOnce(Option<&Error>) + Send>;
+/// Called once the request's transaction committed (`Ok(commit number)`,
+/// 0 when no sync is needed) or failed.
+type Done = Box<dyn FnOnce(std::result::Result<u64, &Error>) + Send>;
 /// A queued request's statements, run with the connection and the batch's
 /// time; returns its answer-to-be and whether it failed. Given `None` it runs
 /// nothing (the transaction could not start) and only prepares the answer.
@@ -63,18 +64,17 @@ const MAX_BATCH: usize = 1024;
 
 /// What the writer needs besides its connection.
 pub(crate) struct WriterContext {
-    pub durability: Durability,
     /// How long to wait for another process's write lock.
     pub busy_timeout: Duration,
     pub clock: Arc<dyn Clock>,
     pub notifier: Arc<Notifier>,
     pub checkpointer: Arc<Checkpointer>,
+    /// Durability "full": the group fsync that durable requests wait for.
+    pub syncer: Option<Arc<Syncer>>,
 }
 
 struct WriteConn {
     conn: Conn,
-    /// Whether `PRAGMA synchronous` is FULL now (durability "full" only).
-    synced: bool,
 }
 
 struct Shared {
@@ -93,15 +93,12 @@ impl Writer {
     pub(crate) fn start(conn: Conn, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
         // Waits for other processes' locks are ours to do: see begin_immediate.
         conn.busy_timeout(Duration::ZERO)?;
+        // Commits never sync: with durability "full", durable requests wait
+        // for the group fsync instead (sync.rs).
+        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let synced = ctx.durability == Durability::Full;
-        let shared = Arc::new(Shared {
-            tx,
-            rx,
-            conn: Mutex::new(WriteConn { conn, synced }),
-            ctx,
-            stopped: AtomicBool::new(false),
-        });
+        let shared =
+            Arc::new(Shared { tx, rx, conn: Mutex::new(WriteConn { conn }), ctx, stopped: AtomicBool::new(false) });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("jobq-writer".into())
@@ -127,19 +124,21 @@ impl Writer {
             Err(TryLockError::WouldBlock) => None,
         };
         if let Some(mut guard) = guard {
-            return s.lead_with(&mut guard, durable, wakes, f);
+            let (result, seq) = s.lead_with(&mut guard, durable, wakes, f);
+            drop(guard);
+            return s.durable_after(result, seq);
         }
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded::<Result<T>>(1);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded::<(Result<T>, u64)>(1);
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
                 Some((conn, now)) => f(conn, now),
                 None => Err(Error::Internal("not run".into())),
             };
             let failed = result.is_err();
-            let done: Done = Box::new(move |commit_error| {
-                let answer = match commit_error {
-                    Some(e) => Err(e.clone()),
-                    None => result,
+            let done: Done = Box::new(move |commit| {
+                let answer = match commit {
+                    Err(e) => (Err(e.clone()), 0),
+                    Ok(seq) => (result, seq),
                 };
                 let _ = reply_tx.send(answer);
             });
@@ -153,7 +152,9 @@ impl Writer {
             // so every waiting caller hears Shutdown.
             s.discard_queued();
         }
-        reply_rx.recv().map_err(|_| Error::Shutdown("the queue was closed before the request ran".into()))?
+        let (result, seq) =
+            reply_rx.recv().map_err(|_| Error::Shutdown("the queue was closed before the request ran".into()))?;
+        s.durable_after(result, seq)
     }
 
     /// Stops the writer thread once it has applied what is queued.
@@ -193,6 +194,16 @@ fn lock(m: &Mutex<WriteConn>) -> MutexGuard<'_, WriteConn> {
 }
 
 impl Shared {
+    /// For a request that committed as number `seq` (0: needs no sync):
+    /// waits until that commit is on disk. Runs on the caller's thread,
+    /// outside the write lock.
+    fn durable_after<T>(&self, result: Result<T>, seq: u64) -> Result<T> {
+        match (&self.ctx.syncer, seq) {
+            (Some(syncer), seq) if seq > 0 && result.is_ok() => syncer.wait_durable(seq).and(result),
+            _ => result,
+        }
+    }
+
     /// The writer thread: leads whenever requests are queued and no caller leads.
     fn run(&self) {
         loop {
@@ -203,7 +214,8 @@ impl Shared {
             let mut guard = lock(&self.conn);
             let mut batch = vec![first];
             let stop = self.drain(&mut batch);
-            self.apply(&mut guard, batch, None);
+            // Each queued request hears its own outcome through its reply.
+            let _ = self.apply(&mut guard, batch, None);
             drop(guard);
             if stop {
                 break;
@@ -232,7 +244,7 @@ impl Shared {
 
     /// The fast path: the caller holds the connection and runs its own
     /// request first, plus whatever others queued meanwhile.
-    fn lead_with<T, F>(&self, guard: &mut WriteConn, durable: bool, wakes: bool, f: F) -> Result<T>
+    fn lead_with<T, F>(&self, guard: &mut WriteConn, durable: bool, wakes: bool, f: F) -> (Result<T>, u64)
     where
         F: FnOnce(&Connection, i64) -> Result<T>,
     {
@@ -255,87 +267,57 @@ impl Shared {
             let _ = self.tx.send(Msg::Stop);
         }
         match (outcome, out) {
-            (Some(e), _) => Err(e),
-            (None, Some(r)) => r,
-            (None, None) => Err(Error::Internal("the request panicked; nothing was stored for it".into())),
+            (Err(e), _) => (Err(e), 0),
+            (Ok(seq), Some(r)) => (r, if durable { seq } else { 0 }),
+            (Ok(_), None) => (Err(Error::Internal("the request panicked; nothing was stored for it".into())), 0),
         }
     }
 
     /// Applies `inline` and `batch` in one transaction and answers each
-    /// queued request. Returns the transaction's failure, if any.
-    /// Applies `inline` and `batch`, answering each queued request; returns
-    /// the failure of the transaction that held `inline`, if any.
-    ///
-    /// With durability "full", requests that need no sync (reserve, ack, ...)
-    /// are committed apart from, and before, those that do: otherwise a
-    /// consumer's ack that happened to share a batch with a put would wait
-    /// for the put's fsync, and consumers would fall behind producers.
-    fn apply(&self, wc: &mut WriteConn, batch: Vec<Request>, inline: Option<Inline<'_>>) -> Option<Error> {
-        let inline_durable = inline.as_ref().is_some_and(|i| i.durable);
-        let mixed = self.ctx.durability == Durability::Full
-            && (batch.iter().any(|r| r.durable) || inline_durable)
-            && (batch.iter().any(|r| !r.durable) || inline.as_ref().is_some_and(|i| !i.durable));
-        if !mixed {
-            return self.apply_one(wc, batch, inline);
-        }
-        let (durable, quick): (Vec<Request>, Vec<Request>) = batch.into_iter().partition(|r| r.durable);
-        if inline_durable {
-            self.apply_one(wc, quick, None);
-            self.apply_one(wc, durable, inline)
-        } else {
-            let outcome = self.apply_one(wc, quick, inline);
-            self.apply_one(wc, durable, None);
-            outcome
-        }
-    }
-
-    fn apply_one(&self, wc: &mut WriteConn, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Option<Error> {
-        if batch.is_empty() && inline.is_none() {
-            return None;
-        }
+    /// queued request. Returns the transaction's commit number (for the
+    /// group fsync; 0 if nothing durable was in it) or its failure.
+    fn apply(
+        &self,
+        wc: &mut WriteConn,
+        batch: Vec<Request>,
+        mut inline: Option<Inline<'_>>,
+    ) -> std::result::Result<u64, Error> {
         let _quiet = crate::fork::quiet();
         let conn: &Connection = &wc.conn;
-        // Sync only batches that hold a durable request (see the module doc).
-        if self.ctx.durability == Durability::Full {
-            let want = inline.as_ref().is_some_and(|i| i.durable) || batch.iter().any(|r| r.durable);
-            if want != wc.synced {
-                let pragma = if want { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-                if conn.execute_batch(pragma).is_ok() {
-                    wc.synced = want;
-                }
-            }
-        }
         if let Err(e) = begin_immediate(conn, self.ctx.busy_timeout) {
             for r in batch {
                 let (done, _) = (r.work)(None);
-                done(Some(&e));
+                done(Err(&e));
             }
-            return Some(e);
+            return Err(e);
         }
         // Read the time once the write lock is ours: BEGIN may have waited up
         // to busy_timeout_ms for another process, and leases and delays
         // must count from when the batch really runs.
         let now = self.ctx.clock.now_ms();
         let mut wakes = false;
+        let mut durable = false;
         // A failure such as a full disk makes SQLite roll back the whole
         // transaction: nothing of this batch was stored.
         let mut rolled_back = false;
         if let Some(i) = inline.as_mut() {
             let failed = catch_unwind(AssertUnwindSafe(|| (i.run)(conn, now))).unwrap_or(true);
             wakes |= i.wakes && !failed;
+            durable |= i.durable;
             rolled_back = failed && conn.is_autocommit();
         }
-        let mut dones: Vec<Done> = Vec::with_capacity(batch.len());
+        let mut dones: Vec<(Done, bool)> = Vec::with_capacity(batch.len());
         let mut rest = batch.into_iter();
         if !rolled_back {
             for r in rest.by_ref() {
                 let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
                     Ok(x) => x,
                     // The request's reply channel was dropped with it: its caller gets an error.
-                    Err(_) => (Box::new(|_: Option<&Error>| {}) as Done, true),
+                    Err(_) => (Box::new(|_: std::result::Result<u64, &Error>| {}) as Done, true),
                 };
-                dones.push(done);
+                dones.push((done, r.durable));
                 wakes |= r.wakes && !failed;
+                durable |= r.durable;
                 rolled_back = failed && conn.is_autocommit();
                 if rolled_back {
                     break;
@@ -343,15 +325,24 @@ impl Shared {
             }
         }
         let outcome = if rolled_back {
-            Some(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
+            Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
         } else {
-            conn.execute_batch("COMMIT").err().map(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
-                Error::from(e)
-            })
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(match &self.ctx.syncer {
+                    Some(syncer) if durable => syncer.committed(),
+                    _ => 0,
+                }),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(Error::from(e))
+                }
+            }
         };
-        for done in dones {
-            done(outcome.as_ref());
+        for (done, needs_sync) in dones {
+            match &outcome {
+                Ok(seq) => done(Ok(if needs_sync { *seq } else { 0 })),
+                Err(e) => done(Err(e)),
+            }
         }
         // Requests not run because the transaction failed midway go back in line.
         for r in rest {
@@ -359,7 +350,7 @@ impl Shared {
                 break;
             }
         }
-        if outcome.is_none() {
+        if outcome.is_ok() {
             if wakes {
                 self.ctx.notifier.bump();
             }

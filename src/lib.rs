@@ -35,6 +35,7 @@ mod notify;
 mod process;
 mod queue;
 mod store;
+mod sync;
 mod worker;
 
 pub use admin::{JobFilter, JobInfo, JobState};

@@ -149,11 +149,12 @@ impl Queue {
         let checkpointer = Arc::new(Checkpointer::default());
         let closed = Arc::new(AtomicBool::new(false));
         let ctx = WriterContext {
-            durability: config.durability,
             busy_timeout: Duration::from_millis(config.busy_timeout_ms),
             clock: clock.clone(),
             notifier: notifier.clone(),
             checkpointer: checkpointer.clone(),
+            syncer: (config.durability == crate::config::Durability::Full)
+                .then(|| Arc::new(crate::sync::Syncer::new(&path))),
         };
         let (writer, writer_thread) = Writer::start(write_conn, ctx)?;
         let mut threads = vec![writer_thread];

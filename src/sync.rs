@@ -1,0 +1,108 @@
+//! Group fsync for durability "full", outside SQLite's write lock.
+//!
+//! The write connection commits with `synchronous = NORMAL`: a COMMIT writes
+//! the transaction's frames to the WAL file but does not fsync it, so the
+//! write lock is held for microseconds, not for a disk flush. A request that
+//! must be durable (a put) then waits here until an fdatasync of the WAL file
+//! that began after its commit has finished. One fsync covers every commit
+//! made before it started, so while one flush is in progress, the commits of
+//! all other threads pile up and share the next one — and readers, reserves
+//! and acks keep committing meanwhile instead of queueing behind the disk.
+//!
+//! This gives the same on-disk guarantee as SQLite's `synchronous = FULL`
+//! (the WAL, up to and including the commit, is on disk before the caller
+//! hears back), with one difference: the committed job is visible to other
+//! connections a moment before it is durable. A consumer may therefore run a
+//! job whose put has not returned yet; if power fails in that window, the
+//! put never returned success and the job may be gone after the restart.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+struct State {
+    /// Commits so far (numbered from 1).
+    committed: u64,
+    /// Every commit up to this one is on disk.
+    synced: u64,
+    /// An fdatasync is running.
+    syncing: bool,
+    /// The last flush failed: its error, for the commits it should have covered.
+    failed: Option<(u64, String)>,
+}
+
+pub(crate) struct Syncer {
+    wal_path: PathBuf,
+    state: Mutex<State>,
+    done: Condvar,
+    /// The WAL file, opened at the first flush (SQLite creates it).
+    wal: Mutex<Option<File>>,
+}
+
+impl Syncer {
+    pub(crate) fn new(db_path: &std::path::Path) -> Syncer {
+        let mut wal = db_path.as_os_str().to_owned();
+        wal.push("-wal");
+        Syncer { wal_path: wal.into(), state: Mutex::default(), done: Condvar::new(), wal: Mutex::new(None) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a commit; call it after COMMIT returned, under the write
+    /// lock, so that commit numbers follow commit order. Returns its number.
+    pub(crate) fn committed(&self) -> u64 {
+        let mut st = self.lock();
+        st.committed += 1;
+        st.committed
+    }
+
+    /// Returns once commit `seq` is on disk: joins a flush that started
+    /// after it, or runs one itself.
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        let mut st = self.lock();
+        loop {
+            if st.synced >= seq {
+                return Ok(());
+            }
+            if let Some((upto, msg)) = &st.failed {
+                if *upto >= seq {
+                    return Err(Error::Io(format!(
+                        "fsync of the WAL failed: {msg}; the job was committed but may not survive a power loss"
+                    )));
+                }
+            }
+            if st.syncing {
+                st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            st.syncing = true;
+            let target = st.committed;
+            drop(st);
+            let result = self.flush();
+            st = self.lock();
+            st.syncing = false;
+            match result {
+                Ok(()) => st.synced = st.synced.max(target),
+                Err(e) => st.failed = Some((target, e)),
+            }
+            self.done.notify_all();
+        }
+    }
+
+    fn flush(&self) -> std::result::Result<(), String> {
+        let _quiet = crate::fork::quiet();
+        let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
+        if wal.is_none() {
+            *wal = Some(File::open(&self.wal_path).map_err(|e| format!("{}: {e}", self.wal_path.display()))?);
+        }
+        match wal.as_ref() {
+            Some(f) => f.sync_data().map_err(|e| format!("{}: {e}", self.wal_path.display())),
+            None => Err("the WAL file is not open".into()),
+        }
+    }
+}
