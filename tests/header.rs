@@ -8,6 +8,7 @@ use std::process::Command;
 mod clib;
 
 fn compile_header(compiler: &str, args: &[&str]) {
+    clib::ensure_tools();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join(if compiler == "cc" { "h.c" } else { "h.cpp" });

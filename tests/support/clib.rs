@@ -35,6 +35,30 @@ fn newest(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// The C tests need cc, c++, pkg-config, cmake, binutils and libsqlite3-dev.
+/// On a fresh Debian machine with only the Rust toolchain and gcc, the first
+/// test that needs them runs scripts/install-deps.sh (apt-get; as root or
+/// with sudo), so that `cargo test` works as the README says.
+pub fn ensure_tools() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let have = |tool: &str| {
+            Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+        };
+        let missing = ["cc", "c++", "pkg-config", "cmake", "objcopy"].iter().any(|t| !have(t))
+            || !Path::new("/usr/include/sqlite3.h").exists();
+        if missing {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-deps.sh");
+            let status = Command::new("bash").arg(&script).status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "tools for the C tests are missing and {} failed",
+                script.display()
+            );
+        }
+    });
+}
+
 impl Libs {
     /// Locates the libraries once per test process.
     pub fn find() -> &'static Libs {
@@ -43,6 +67,7 @@ impl Libs {
     }
 
     fn locate() -> Libs {
+        ensure_tools();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exe = std::env::current_exe().expect("test executable path");
         let deps = exe.parent().expect("deps dir").to_path_buf();
