@@ -3,8 +3,8 @@
 //! with backoff, dead letters, delays, priorities, unique jobs and batches.
 //!
 //! Layers point one way: `ffi` (the C ABI) -> the core (`Queue`, `Job`,
-//! `Worker`) -> `store` (SQLite). The core is safe Rust; `unsafe` lives only
-//! in `ffi`.
+//! `Worker`) -> `store` (SQLite). The core is safe Rust; code that trusts raw
+//! pointers from C lives only in `ffi`.
 //!
 //! ```no_run
 //! use jobq::{Config, PutOptions, Queue};
