@@ -21,13 +21,9 @@ const EFFECTIVE_STATE: &str = "CASE
     WHEN state = 1 AND run_at > ?1 THEN 2
     ELSE 3 END";
 
-/// One condition per effective state, the same as `EFFECTIVE_STATE` but
-/// written so that SQLite can use the (queue, state, ...) indexes.
-const READY: &str = "(state = 0 OR (state = 3 AND run_at <= ?1)
-    OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts))";
-const SCHEDULED: &str = "(state = 3 AND run_at > ?1)";
-const RESERVED: &str = "(state = 1 AND run_at > ?1)";
-const DEAD: &str = "(state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))";
+// One condition per effective state (`?1` is now), shared with the stats
+// (store::counts) so that a listing and the counts can never disagree.
+use super::{IS_DEAD, IS_READY, IS_RESERVED, IS_SCHEDULED};
 
 /// A job's state as callers see it at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +37,10 @@ pub(crate) enum EffectiveState {
 impl EffectiveState {
     fn condition(self) -> &'static str {
         match self {
-            EffectiveState::Ready => READY,
-            EffectiveState::Scheduled => SCHEDULED,
-            EffectiveState::Reserved => RESERVED,
-            EffectiveState::Dead => DEAD,
+            EffectiveState::Ready => IS_READY,
+            EffectiveState::Scheduled => IS_SCHEDULED,
+            EffectiveState::Reserved => IS_RESERVED,
+            EffectiveState::Dead => IS_DEAD,
         }
     }
 
@@ -162,7 +158,7 @@ pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobRow>
 /// Deletes the jobs of `queue` that are dead at time `now` (including those
 /// whose last allowed attempt's lease ran out). Returns how many.
 pub(crate) fn purge_dead(conn: &Connection, queue: &str, now: i64) -> Result<u64> {
-    let sql = format!("DELETE FROM jobs WHERE queue = ?2 AND {DEAD}");
+    let sql = format!("DELETE FROM jobs WHERE queue = ?2 AND {IS_DEAD}");
     Ok(conn.prepare_cached(&sql)?.execute(params![now, queue])? as u64)
 }
 

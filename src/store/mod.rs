@@ -469,6 +469,16 @@ pub(crate) fn cancel(conn: &Connection, id: u64, now: i64) -> Result<()> {
     }
 }
 
+// The contract's states as conditions on a row at time `?1` (now): a
+// scheduled job whose time has come is ready; a reserved job whose lease
+// expired is ready again, or dead if that was its last allowed attempt.
+// The one definition used by the stats and the admin listing.
+pub(crate) const IS_READY: &str = "(state = 0 OR (state = 3 AND run_at <= ?1)
+    OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts))";
+pub(crate) const IS_SCHEDULED: &str = "(state = 3 AND run_at > ?1)";
+pub(crate) const IS_RESERVED: &str = "(state = 1 AND run_at > ?1)";
+pub(crate) const IS_DEAD: &str = "(state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))";
+
 /// Counts of one queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueCounts {
@@ -485,15 +495,14 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
         .query_map([], |r| r.get::<_, String>(0))?
         .map(|name| name.map(|n| (n, QueueCounts::default())))
         .collect::<rusqlite::Result<_>>()?;
-    let mut st = conn.prepare_cached(
-        "SELECT queue,
-            sum(state = 0 OR (state = 3 AND run_at <= ?1)
-                OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts)),
-            sum(state = 3 AND run_at > ?1),
-            sum(state = 1 AND run_at > ?1),
-            sum(state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))
-         FROM jobs GROUP BY queue ORDER BY queue",
-    )?;
+    static COUNTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = COUNTS.get_or_init(|| {
+        format!(
+            "SELECT queue, sum({IS_READY}), sum({IS_SCHEDULED}), sum({IS_RESERVED}), sum({IS_DEAD})
+             FROM jobs GROUP BY queue ORDER BY queue"
+        )
+    });
+    let mut st = conn.prepare_cached(sql)?;
     let rows = st.query_map(params![now], |r| {
         Ok((
             r.get::<_, String>(0)?,
