@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use crate::commit::TailCheckpoint;
 use crate::store::Conn;
 
 /// How often to checkpoint while commits are happening. Each checkpoint
@@ -45,7 +46,7 @@ impl Checkpointer {
 
     /// The thread's loop: checkpoint at most every INTERVAL while commits
     /// happen (sooner after EARLY_COMMITS), sleep while idle.
-    pub(crate) fn run(&self, conn: Conn, closed: &AtomicBool) {
+    pub(crate) fn run(&self, conn: Conn, tail: TailCheckpoint, closed: &AtomicBool) {
         let mut last = Instant::now();
         while !closed.load(SeqCst) {
             let pending = self.commits.load(SeqCst);
@@ -65,6 +66,9 @@ impl Checkpointer {
                 let _quiet = crate::fork::quiet();
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
+            // The bulk was copied without blocking anyone; now the frames
+            // committed meanwhile, with this process's writes held back.
+            tail.run();
             last = Instant::now();
         }
     }

@@ -157,9 +157,40 @@ impl Writer {
         s.durable_after(result, seq)
     }
 
+    /// Something that checkpoints the WAL's last frames while holding the
+    /// write connection (see `Checkpointer::run`).
+    pub(crate) fn tail_checkpointer(&self) -> TailCheckpoint {
+        TailCheckpoint { shared: self.shared.clone() }
+    }
+
     /// Stops the writer thread once it has applied what is queued.
     pub(crate) fn stop(&self) {
         let _ = self.shared.tx.send(Msg::Stop);
+    }
+}
+
+/// Checkpoints on the write connection, between this process's transactions.
+pub(crate) struct TailCheckpoint {
+    shared: Arc<Shared>,
+}
+
+impl TailCheckpoint {
+    /// Copies the frames still in the WAL into the database file while no
+    /// transaction of this process can commit, so that the checkpoint
+    /// catches up with the log and the next transaction starts the WAL over
+    /// from its beginning. A checkpoint that runs beside a busy writer never
+    /// catches up: the WAL then grows without bound, and each commit appends
+    /// to the file, whose fdatasync must also journal the new size (measured
+    /// on this machine's ext4: 110 us per overwrite fdatasync, 210 us per append).
+    pub(crate) fn run(&self) {
+        if self.shared.stopped.load(SeqCst) {
+            return;
+        }
+        let guard = lock(&self.shared.conn);
+        let _quiet = crate::fork::quiet();
+        // Errors (a reader pinning old frames, another process's lock) only
+        // mean the WAL is not restarted this time.
+        let _ = guard.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 

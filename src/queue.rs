@@ -163,9 +163,10 @@ impl Queue {
             let t = std::thread::Builder::new().name("jobq-watcher".into()).spawn(move || watch(watch_conn, &n, &c))?;
             notifier.set_watcher(t.thread().clone());
             threads.push(t);
-            let (k, c) = (checkpointer.clone(), closed.clone());
-            let t =
-                std::thread::Builder::new().name("jobq-checkpoint".into()).spawn(move || k.run(checkpoint_conn, &c))?;
+            let (k, c, tail) = (checkpointer.clone(), closed.clone(), writer.tail_checkpointer());
+            let t = std::thread::Builder::new()
+                .name("jobq-checkpoint".into())
+                .spawn(move || k.run(checkpoint_conn, tail, &c))?;
             checkpointer.set_thread(t.thread().clone());
             threads.push(t);
             Ok(())
