@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::store::Conn;
-use crate::sync::Syncer;
+use crate::sync::{Syncer, Ticket};
 
 /// Called once the request's transaction committed (`Ok(commit number)`,
 /// 0 when no sync is needed) or failed.
@@ -42,6 +42,9 @@ type Work = Box<dyn FnOnce(Option<(&Connection, i64)>) -> (Done, bool) + Send>;
 
 struct Request {
     work: Work,
+    /// Durability "full": counts this request as on its way to a commit
+    /// until the transaction that runs it ends (or it is dropped unrun).
+    ticket: Option<Ticket>,
     durable: bool,
     /// Whether a commit of this request can make jobs ready (wakes waiting reserves).
     wakes: bool,
@@ -123,9 +126,14 @@ impl Writer {
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => None,
         };
+        let ticket = match &s.ctx.syncer {
+            Some(syncer) if durable => Some(syncer.ticket()),
+            _ => None,
+        };
         if let Some(mut guard) = guard {
             let (result, seq) = s.lead_with(&mut guard, durable, wakes, f);
             drop(guard);
+            drop(ticket);
             return s.durable_after(result, seq);
         }
         let (reply_tx, reply_rx) = crossbeam_channel::bounded::<(Result<T>, u64)>(1);
@@ -144,7 +152,7 @@ impl Writer {
             });
             (done, failed)
         });
-        s.tx.send(Msg::Request(Request { work, durable, wakes }))
+        s.tx.send(Msg::Request(Request { work, ticket, durable, wakes }))
             .map_err(|_| Error::Shutdown("the queue is closed".into()))?;
         if s.stopped.load(SeqCst) {
             // The writer may have drained the channel for the last time
@@ -206,8 +214,9 @@ fn begin_immediate(conn: &Connection, timeout: Duration) -> std::result::Result<
     let start = Instant::now();
     let mut pause = Duration::from_micros(20);
     loop {
-        match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => return Ok(()),
+        // A cached statement: execute_batch would parse the SQL every time.
+        match conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut st| st.execute([])) {
+            Ok(_) => return Ok(()),
             Err(e) => {
                 let err = Error::from(e);
                 if !matches!(err, Error::Busy(_)) || start.elapsed() >= timeout {
@@ -338,9 +347,11 @@ impl Shared {
             rolled_back = failed && conn.is_autocommit();
         }
         let mut dones: Vec<(Done, bool)> = Vec::with_capacity(batch.len());
+        let mut tickets: Vec<Ticket> = Vec::new();
         let mut rest = batch.into_iter();
         if !rolled_back {
             for r in rest.by_ref() {
+                tickets.extend(r.ticket);
                 let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
                     Ok(x) => x,
                     // The request's reply channel was dropped with it: its caller gets an error.
@@ -358,8 +369,8 @@ impl Shared {
         let outcome = if rolled_back {
             Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
         } else {
-            match conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(match &self.ctx.syncer {
+            match conn.prepare_cached("COMMIT").and_then(|mut st| st.execute([])) {
+                Ok(_) => Ok(match &self.ctx.syncer {
                     Some(syncer) if durable => syncer.committed(),
                     _ => 0,
                 }),
@@ -369,6 +380,8 @@ impl Shared {
                 }
             }
         };
+        // These requests are no longer on their way: a flush need not wait for them.
+        drop(tickets);
         for (done, needs_sync) in dones {
             match &outcome {
                 Ok(seq) => done(Ok(if needs_sync { *seq } else { 0 })),

@@ -280,7 +280,7 @@ impl Queue {
         let payloads: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_vec()).collect();
         let (priority, delay) = (opts.priority, opts.delay_ms);
         let puts = inner.writer.submit(true, true, move |conn, now| {
-            conn.execute_batch("SAVEPOINT put_batch")?;
+            conn.prepare_cached("SAVEPOINT put_batch")?.execute([])?;
             if !known {
                 store::add_queue(conn, &queue, now)?;
             }
@@ -301,7 +301,7 @@ impl Queue {
                 .collect::<Result<Vec<_>>>();
             match stored {
                 Ok(ids) => {
-                    conn.execute_batch("RELEASE put_batch")?;
+                    conn.prepare_cached("RELEASE put_batch")?.execute([])?;
                     Ok(ids)
                 }
                 Err(e) => {

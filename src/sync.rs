@@ -18,7 +18,8 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -32,6 +33,32 @@ struct State {
     syncing: bool,
     /// The last flush failed: its error, for the commits it should have covered.
     failed: Option<(u64, String)>,
+    /// Durable requests submitted to the writer and not yet committed (or failed).
+    pending: u64,
+}
+
+/// Most time a flush waits for durable requests that are about to commit.
+/// Without the wait, when a flush ends and wakes N waiting producers, the
+/// first of them to commit again starts the next flush at once and it
+/// covers only its own commit; the other N-1 commit microseconds later
+/// and wait a whole extra flush (measured with 8 producers: 3.8 puts per
+/// fdatasync; with the wait about 7).
+const GATHER: Duration = Duration::from_micros(300);
+
+/// A durable request on its way to a commit; the flush leader waits (up to
+/// GATHER) for all of them before starting, so one flush covers them all.
+pub(crate) struct Ticket {
+    syncer: Arc<Syncer>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut st = self.syncer.lock();
+        st.pending = st.pending.saturating_sub(1);
+        if st.pending == 0 {
+            self.syncer.done.notify_all();
+        }
+    }
 }
 
 pub(crate) struct Syncer {
@@ -51,6 +78,13 @@ impl Syncer {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a durable request before it is submitted; drop the ticket
+    /// once its transaction committed or failed.
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
+        self.lock().pending += 1;
+        Ticket { syncer: self.clone() }
     }
 
     /// Records a commit; call it after COMMIT returned, under the write
@@ -81,6 +115,15 @@ impl Syncer {
                 continue;
             }
             st.syncing = true;
+            // Let durable requests that are about to commit join this flush.
+            let start = Instant::now();
+            while st.pending > 0 {
+                let left = GATHER.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                st = self.done.wait_timeout(st, left).unwrap_or_else(PoisonError::into_inner).0;
+            }
             let target = st.committed;
             drop(st);
             let result = self.flush();
