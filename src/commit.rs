@@ -348,23 +348,38 @@ impl Shared {
         }
         let mut dones: Vec<(Done, bool)> = Vec::with_capacity(batch.len());
         let mut tickets: Vec<Ticket> = Vec::new();
-        let mut rest = batch.into_iter();
-        if !rolled_back {
-            for r in rest.by_ref() {
-                tickets.extend(r.ticket);
-                let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
-                    Ok(x) => x,
-                    // The request's reply channel was dropped with it: its caller gets an error.
-                    Err(_) => (Box::new(|_: std::result::Result<u64, &Error>| {}) as Done, true),
-                };
-                dones.push((done, r.durable));
-                wakes |= r.wakes && !failed;
-                durable |= r.durable;
-                rolled_back = failed && conn.is_autocommit();
-                if rolled_back {
+        let mut rest = std::collections::VecDeque::from(batch);
+        let mut stop_seen = false;
+        while !rolled_back {
+            let Some(r) = rest.pop_front() else {
+                // Late joiners: requests queued while this transaction ran
+                // ride along before COMMIT, instead of waiting for a
+                // transaction of their own.
+                if stop_seen || dones.len() >= MAX_BATCH {
                     break;
                 }
-            }
+                let mut more = Vec::new();
+                stop_seen = self.drain(&mut more);
+                if more.is_empty() {
+                    break;
+                }
+                rest.extend(more);
+                continue;
+            };
+            tickets.extend(r.ticket);
+            let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
+                Ok(x) => x,
+                // The request's reply channel was dropped with it: its caller gets an error.
+                Err(_) => (Box::new(|_: std::result::Result<u64, &Error>| {}) as Done, true),
+            };
+            dones.push((done, r.durable));
+            wakes |= r.wakes && !failed;
+            durable |= r.durable;
+            rolled_back = failed && conn.is_autocommit();
+        }
+        if stop_seen {
+            // A Stop taken from the queue belongs to the writer thread.
+            let _ = self.tx.send(Msg::Stop);
         }
         let outcome = if rolled_back {
             Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
