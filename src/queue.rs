@@ -337,26 +337,50 @@ impl Queue {
             let seen = inner.notifier.generation();
             let (name, owner) = (queue.to_owned(), inner.owner.clone());
             let scan = inner.owner_scan.clone();
-            let Attempt { delivery, next_due, others_hold } =
-                inner.writer.submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan))?;
-            if let Some(d) = delivery {
+            let Attempt { mut deliveries, next_due, others_hold } =
+                inner
+                    .writer
+                    .submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan, 1))?;
+            if let Some(d) = deliveries.pop() {
                 return Ok(Some(Job::new(self.inner.clone(), queue.to_owned(), d)));
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
+            if deadline.is_some_and(|d| Instant::now() >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
                 return Ok(None);
             }
-            let mut until = deadline.unwrap_or_else(far_future);
-            if let Some(due) = next_due {
-                let wait_ms = due.saturating_sub(inner.clock.now_ms()).max(0) as u64;
-                until = until.min(now + Duration::from_millis(wait_ms));
-            }
-            if others_hold {
-                // Other processes hold leases here: look again soon in case one dies.
-                until = until.min(now + Duration::from_millis(OWNER_SCAN_MS as u64));
-            }
-            inner.notifier.wait(seen, until, stop);
+            self.wait_for_jobs(seen, next_due, others_hold, deadline, stop);
         }
+    }
+
+    /// Waits after a reserve attempt that found nothing (notifier generation
+    /// `seen` before it): until a commit may have made a job ready, the next
+    /// delay or lease in the queue ends (`next_due`), `deadline`, or `stop`.
+    /// While other processes hold leases, looks again every OWNER_SCAN_MS
+    /// in case one of them died.
+    pub(crate) fn wait_for_jobs(
+        &self,
+        seen: u64,
+        next_due: Option<i64>,
+        others_hold: bool,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+    ) {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let mut until = deadline.unwrap_or_else(far_future);
+        if let Some(due) = next_due {
+            let wait_ms = due.saturating_sub(inner.clock.now_ms()).max(0) as u64;
+            until = until.min(now + Duration::from_millis(wait_ms));
+        }
+        if others_hold {
+            until = until.min(now + Duration::from_millis(OWNER_SCAN_MS as u64));
+        }
+        inner.notifier.wait(seen, until, stop);
+    }
+
+    /// The notifier's generation: read it before an attempt whose failure
+    /// is followed by `wait_for_jobs`.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.notifier.generation()
     }
 
     /// Dead -> ready for up to `max` jobs of `queue`, oldest first; attempts reset.
@@ -386,57 +410,105 @@ impl Queue {
 
 /// One reserve attempt's outcome, inside the writer's transaction.
 pub(crate) struct Attempt {
-    delivery: Option<store::Delivery>,
+    deliveries: Vec<store::Delivery>,
     /// When something next becomes due in the queue (if nothing was delivered).
     next_due: Option<i64>,
     /// Whether live processes other than this one hold leases in the queue.
     others_hold: bool,
 }
 
-/// Tries to lease the next ready job of `name`; when none is ready, checks
-/// (throttled) for dead lease holders and finds when to look again.
-fn attempt_reserve(conn: &Connection, now: i64, name: &str, owner: &str, scan: &OwnerScan) -> Result<Attempt> {
-    let mut d = store::reserve(conn, name, now, owner)?;
+/// Tries to lease up to `max` ready jobs of `name`, in (priority, id) order;
+/// when none is ready, checks (throttled) for dead lease holders and finds
+/// when to look again.
+fn attempt_reserve(
+    conn: &Connection,
+    now: i64,
+    name: &str,
+    owner: &str,
+    scan: &OwnerScan,
+    max: usize,
+) -> Result<Attempt> {
+    let mut deliveries = Vec::new();
+    if max == 0 {
+        return Ok(Attempt { deliveries, next_due: None, others_hold: false });
+    }
+    if let Some(d) = store::reserve(conn, name, now, owner)? {
+        deliveries.push(d);
+    }
     // Between scans, go by the last scan's answer.
     let mut others_hold = scan.others_alive.load(SeqCst);
     // Nothing ready: maybe a dead process holds jobs. /proc is read at most
     // every OWNER_SCAN_MS per queue handle.
-    if d.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
+    if deliveries.is_empty() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
         scan.last.store(now, SeqCst);
         let (reclaimed, alive) = store::reclaim_dead_owners(conn, name, now, owner, crate::process::owner_is_dead)?;
         scan.others_alive.store(alive, SeqCst);
         others_hold = alive;
         if reclaimed > 0 {
-            d = store::reserve(conn, name, now, owner)?;
+            deliveries.extend(store::claim_next(conn, name, now, owner)?);
         }
     }
-    let next_due = if d.is_none() { store::next_due(conn, name)? } else { None };
-    Ok(Attempt { delivery: d, next_due, others_hold })
+    while !deliveries.is_empty() && deliveries.len() < max {
+        match store::claim_next(conn, name, now, owner)? {
+            Some(d) => deliveries.push(d),
+            None => break,
+        }
+    }
+    let next_due = if deliveries.len() < max { store::next_due(conn, name)? } else { None };
+    Ok(Attempt { deliveries, next_due, others_hold })
+}
+
+/// What one transaction of a worker pool did (see `Queue::pool_round`).
+pub(crate) struct PoolRound {
+    /// The jobs leased in the same transaction.
+    pub jobs: Vec<Job>,
+    /// When something next becomes due, if fewer jobs than wanted were ready.
+    pub next_due: Option<i64>,
+    pub others_hold: bool,
 }
 
 impl Queue {
-    /// For workers: stores `finish` of `job` and, in the same transaction,
-    /// leases the next ready job of `queue` (one commit per job instead of
-    /// two). Returns the finish's result and the next job, if one was ready.
-    pub(crate) fn finish_and_reserve(
+    /// For worker pools: stores the outcomes of finished handlers and leases
+    /// up to `want` ready jobs of `queue`, all in one transaction.
+    pub(crate) fn pool_round(
         &self,
-        job: &Job,
-        finish: store::Finish,
-        wakes: bool,
         queue: &str,
-    ) -> Result<(Result<()>, Option<Job>)> {
+        outcomes: &[(Arc<Job>, store::Finish, bool)],
+        want: usize,
+    ) -> Result<PoolRound> {
         let inner = &self.inner;
-        let (id, token) = match job.begin_finish() {
-            Ok(t) => t,
-            Err(e) => return Ok((Err(e), None)),
-        };
+        // Per outcome: None = goes into the transaction; Some = refused before.
+        let mut finished: Vec<Option<Error>> = Vec::with_capacity(outcomes.len());
+        let mut ops = Vec::with_capacity(outcomes.len());
+        let mut wakes = false;
+        for (job, finish, w) in outcomes {
+            match job.begin_finish() {
+                Ok((id, token)) => {
+                    finished.push(None);
+                    ops.push((id, token, finish.clone()));
+                    wakes |= *w;
+                }
+                Err(e) => finished.push(Some(e)),
+            }
+        }
         let (name, owner, scan) = (queue.to_owned(), inner.owner.clone(), inner.owner_scan.clone());
         let (current, attempt) = inner.writer.submit(false, wakes, move |conn, now| {
-            let current = store::finish(conn, id, token, &finish, now)?;
-            Ok((current, attempt_reserve(conn, now, &name, &owner, &scan)?))
+            let current = ops
+                .iter()
+                .map(|(id, token, finish)| store::finish(conn, *id, *token, finish, now))
+                .collect::<Result<Vec<bool>>>()?;
+            Ok((current, attempt_reserve(conn, now, &name, &owner, &scan, want)?))
         })?;
-        let next = attempt.delivery.map(|d| Job::new(inner.clone(), queue.to_owned(), d));
-        Ok((job.end_finish(current, true), next))
+        // Record each outcome on its Job; a stale delivery's outcome changed
+        // nothing (at-least-once: the job runs again elsewhere).
+        let mut current = current.into_iter();
+        for (pre, (job, _, _)) in finished.into_iter().zip(outcomes) {
+            if pre.is_none() {
+                let _ = job.end_finish(current.next().unwrap_or(false), true);
+            }
+        }
+        let jobs = attempt.deliveries.into_iter().map(|d| Job::new(inner.clone(), queue.to_owned(), d)).collect();
+        Ok(PoolRound { jobs, next_due: attempt.next_due, others_hold: attempt.others_hold })
     }
 }
 

@@ -1,9 +1,23 @@
-//! `Worker`: a pool of handler threads working one queue. Each thread
-//! reserves a job, runs the handler, and stores its outcome; a renewal
-//! thread keeps the leases of running handlers alive so a long job is not
-//! delivered twice. Stopping is graceful: no new jobs are taken, running
-//! handlers finish and their outcomes are stored.
+//! `Worker`: a pool of handler threads working one queue, fed by one
+//! feeder thread that does the pool's database work, so that handler
+//! threads do not wait on the database while jobs are ready:
+//!
+//! - The feeder stores the outcomes of finished handlers and, in the same
+//!   transaction, leases jobs for idle handlers plus, while handlers are
+//!   quick (under PREFETCH_BELOW on average), up to `concurrency` jobs
+//!   ahead. A handler that finishes hands its outcome to the feeder and
+//!   takes the next job from memory at once.
+//! - When the queue is empty the feeder waits for new jobs (the queue's
+//!   wakeups), and handlers that finish meanwhile store their outcomes
+//!   themselves (nothing else is waiting for them).
+//! - The feeder renews the leases of running handlers (every third of the
+//!   lease), so a long job is not delivered twice.
+//!
+//! Stopping is graceful: no new jobs are taken, running handlers finish and
+//! their outcomes are stored, and jobs leased ahead are released (their
+//! attempt is not counted).
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -45,32 +59,67 @@ impl Default for WorkerOptions {
 /// Most handler threads one worker may have.
 pub const MAX_CONCURRENCY: u32 = 1024;
 
+/// Jobs are leased ahead only while handlers take less than this on average:
+/// a job leased ahead waits for a handler, holding a lease that another
+/// process's idle worker cannot take.
+const PREFETCH_BELOW: Duration = Duration::from_millis(5);
+
 struct Running {
     job: Arc<Job>,
     next_touch: Instant,
 }
 
-struct PoolState {
-    /// Handler threads that have not exited yet.
+/// A job leased ahead, waiting for a handler.
+struct Ahead {
+    job: Job,
+    leased: Instant,
+}
+
+/// A handler's outcome on its way to the feeder's next transaction.
+type Outcome3 = (Arc<Job>, Finish, bool);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Feeder {
+    /// Stores outcomes and leases jobs; handlers hand it their outcomes.
+    Active,
+    /// Waits for jobs to appear; handlers store their own outcomes.
+    WaitingForJobs,
+    /// Gone (the pool stopped): handlers store their own outcomes.
+    Exited,
+}
+
+struct State {
+    /// Threads (handlers and the feeder) that have not exited yet.
     threads: usize,
     /// Handlers running now.
     handlers: usize,
+    /// Handler threads waiting for a job.
+    idle: usize,
+    ready: VecDeque<Ahead>,
+    outcomes: Vec<Outcome3>,
+    /// Per handler thread: its running job, for lease renewal.
+    running: Vec<Option<Running>>,
+    /// Cleared when `stop` gives up waiting: leases are no longer renewed.
+    renewing: bool,
+    feeder: Feeder,
+    /// When the feeder wakes up by itself next (to renew leases).
+    feeder_wakes_at: Option<Instant>,
+    /// Moving average of handler run times (None until one ran).
+    avg_handler: Option<Duration>,
 }
 
 struct Shared {
     queue: Queue,
     name: String,
     handler: Handler,
+    concurrency: usize,
     /// Set by `stop`: take no new jobs.
     stop: AtomicBool,
-    /// Jobs whose handlers run now, one slot per handler thread; `None` in
-    /// `running` (the whole vector) once renewal has stopped.
-    running: Mutex<Option<Vec<Option<Running>>>>,
-    renew_cv: Condvar,
-    /// Threads and running handlers; `stop` waits on `pool_cv` for
-    /// `handlers == 0`, and a thread starts a handler only while not stopped.
-    pool: Mutex<PoolState>,
-    pool_cv: Condvar,
+    st: Mutex<State>,
+    /// Handlers wait here for jobs; `stop` waits here for `handlers == 0`.
+    handlers_cv: Condvar,
+    /// The feeder waits here for outcomes, idle handlers and renewal times.
+    feeder_cv: Condvar,
 }
 
 /// A running pool. `stop` it; dropping it stops it and waits for handlers.
@@ -96,23 +145,35 @@ impl Worker {
             queue: queue.clone(),
             name: name.to_owned(),
             handler,
+            concurrency: n,
             stop: AtomicBool::new(false),
-            running: Mutex::new(Some((0..n).map(|_| None).collect())),
-            renew_cv: Condvar::new(),
-            pool: Mutex::new(PoolState { threads: n, handlers: 0 }),
-            pool_cv: Condvar::new(),
+            st: Mutex::new(State {
+                // The handler threads and the feeder.
+                threads: n + 1,
+                handlers: 0,
+                idle: 0,
+                ready: VecDeque::new(),
+                outcomes: Vec::new(),
+                running: (0..n).map(|_| None).collect(),
+                renewing: true,
+                feeder: Feeder::Active,
+                feeder_wakes_at: None,
+                avg_handler: None,
+            }),
+            handlers_cv: Condvar::new(),
+            feeder_cv: Condvar::new(),
         });
         queue.inner.active_workers.fetch_add(1, SeqCst);
         let mut worker = Worker { shared: shared.clone(), threads: Vec::with_capacity(n + 1), stopped: false };
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
-        let renewer = {
+        let feeder = {
             let s = shared.clone();
-            spawn("jobq-renew".into(), Box::new(move || renew(&s)))
+            spawn("jobq-feed".into(), Box::new(move || feed(&s)))
         };
-        match renewer {
+        match feeder {
             Ok(t) => worker.threads.push(t),
             Err(e) => {
-                lock(&shared.pool).threads = 0;
+                lock(&shared.st).threads = 0;
                 queue.inner.active_workers.fetch_sub(1, SeqCst);
                 worker.shutdown(Some(Duration::ZERO));
                 return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
@@ -150,34 +211,37 @@ impl Worker {
         s.stop.store(true, SeqCst);
         s.queue.inner.notifier.bump();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut pool = lock(&s.pool);
-        while pool.handlers > 0 {
+        let mut st = lock(&s.st);
+        s.handlers_cv.notify_all();
+        s.feeder_cv.notify_all();
+        while st.handlers > 0 {
             match deadline {
-                None => pool = s.pool_cv.wait(pool).unwrap_or_else(PoisonError::into_inner),
+                None => st = s.handlers_cv.wait(st).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break;
                     }
-                    pool = s.pool_cv.wait_timeout(pool, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                    st = s.handlers_cv.wait_timeout(st, d - now).unwrap_or_else(PoisonError::into_inner).0;
                 }
             }
         }
-        let all_done = pool.handlers == 0;
-        drop(pool);
+        let all_done = st.handlers == 0;
         // Stop renewing: finished handlers need no lease; unfinished ones
         // give their jobs back when the leases run out.
-        *lock(&s.running) = None;
-        s.renew_cv.notify_all();
+        st.renewing = false;
+        drop(st);
+        s.feeder_cv.notify_all();
         let threads = std::mem::take(&mut self.threads);
         if all_done {
-            // No handler runs and none can start: the threads are at most
-            // finishing a reserve, which the stop flag ends promptly.
+            // No handler runs and none can start: the handler threads are
+            // exiting, and the feeder stores the last outcomes and releases
+            // the jobs it leased ahead before it exits.
             for t in threads {
                 let _ = t.join();
             }
-        } else if let Some(renewer) = threads.into_iter().next() {
-            let _ = renewer.join();
+        } else if let Some(feeder) = threads.into_iter().next() {
+            let _ = feeder.join();
         }
         all_done
     }
@@ -189,118 +253,193 @@ impl Drop for Worker {
     }
 }
 
-fn work(s: &Shared, slot: usize) {
-    let mut error_pause = Duration::from_millis(5);
-    // The job reserved together with the previous job's outcome, if any.
-    let mut next: Option<Job> = None;
-    while !s.stop.load(SeqCst) {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match s.queue.reserve_until(&s.name, None, Some(&s.stop)) {
-                Ok(Some(job)) => job,
-                Ok(None) => continue,
-                Err(Error::Shutdown(_)) => break,
-                Err(_) => {
-                    // A transient failure (a lock held too long, a full disk):
-                    // pause without spinning, then try again.
-                    let pool = lock(&s.pool);
-                    if !s.stop.load(SeqCst) {
-                        drop(s.pool_cv.wait_timeout(pool, error_pause).unwrap_or_else(PoisonError::into_inner));
-                    }
-                    error_pause = (error_pause * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        error_pause = Duration::from_millis(5);
-        {
-            let mut pool = lock(&s.pool);
-            if s.stop.load(SeqCst) {
-                // Stopped while this reserve ran: give the job back at once.
-                drop(pool);
-                let _ = job.release(0);
-                break;
-            }
-            pool.handlers += 1;
-        }
-        next = run_one(s, slot, Arc::new(job));
-        lock(&s.pool).handlers -= 1;
-        s.pool_cv.notify_all();
-    }
-    if let Some(job) = next {
-        let _ = job.release(0);
-    }
-    exited(s, 1);
-}
-
-/// Counts `n` handler threads as gone; the last one ends the worker's claim
-/// on the queue (`jobq_close` refuses while a worker has threads).
-fn exited(s: &Shared, n: usize) {
-    let mut pool = lock(&s.pool);
-    pool.threads -= n;
-    if pool.threads == 0 {
-        s.queue.inner.active_workers.fetch_sub(1, SeqCst);
-    }
-    s.pool_cv.notify_all();
-}
-
 fn renew_period(job: &Job) -> Duration {
     Duration::from_millis((job.lease_ms() / 3).max(1))
 }
 
-/// Runs the handler and stores its outcome; unless the pool is stopping,
-/// reserves the next job in the same transaction and returns it.
-fn run_one(s: &Shared, slot: usize, job: Arc<Job>) -> Option<Job> {
-    if let Some(running) = lock(&s.running).as_mut() {
-        running[slot] = Some(Running { job: job.clone(), next_touch: Instant::now() + renew_period(&job) });
+/// A handler thread: takes jobs the feeder leased, runs the handler, hands
+/// the outcome back.
+fn work(s: &Shared, slot: usize) {
+    loop {
+        let (job, leased) = {
+            let mut st = lock(&s.st);
+            loop {
+                if s.stop.load(SeqCst) {
+                    drop(st);
+                    exited(s, 1);
+                    return;
+                }
+                if let Some(a) = st.ready.pop_front() {
+                    break (Arc::new(a.job), a.leased);
+                }
+                st.idle += 1;
+                // The feeder leases jobs for idle handlers.
+                s.feeder_cv.notify_one();
+                st = s.handlers_cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.idle -= 1;
+            }
+        };
+        run_one(s, slot, job, leased);
     }
-    s.renew_cv.notify_all();
+}
+
+/// Runs the handler on `job` and sees that its outcome is stored.
+fn run_one(s: &Shared, slot: usize, job: Arc<Job>, leased: Instant) {
+    {
+        let mut st = lock(&s.st);
+        st.handlers += 1;
+        // A job leased ahead may have waited: renew from when it was leased.
+        let next_touch = leased + renew_period(&job);
+        st.running[slot] = Some(Running { job: job.clone(), next_touch });
+        if st.feeder_wakes_at.is_none_or(|t| next_touch < t) {
+            s.feeder_cv.notify_one();
+        }
+    }
+    let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| (s.handler)(&job))).unwrap_or(Outcome::Retry);
-    if let Some(running) = lock(&s.running).as_mut() {
-        running[slot] = None;
-    }
+    let took = started.elapsed();
     let (finish, wakes) = match outcome {
         Outcome::Done => (Finish::Ack, false),
         Outcome::Retry => (job.fail_op(Some("the handler asked for a retry")), true),
         Outcome::Bury => (Finish::Bury { reason: Some("the handler buried the job".into()) }, false),
     };
-    // A failure to store the outcome (the lease was lost, the queue closed)
-    // leaves the job to be delivered again: at-least-once.
-    if s.stop.load(SeqCst) {
+    let mut st = lock(&s.st);
+    st.running[slot] = None;
+    st.avg_handler = Some(match st.avg_handler {
+        None => took,
+        Some(avg) => (avg * 7 + took) / 8,
+    });
+    if st.feeder == Feeder::Active {
+        st.outcomes.push((job, finish, wakes));
+        s.feeder_cv.notify_one();
+    } else {
+        // Nobody else would store it soon: do it here. A failure (the lease
+        // was lost, the queue closed) leaves the job to be delivered again:
+        // at-least-once.
+        drop(st);
         let _ = job.finish(finish, wakes);
-        return None;
+        st = lock(&s.st);
     }
-    match s.queue.finish_and_reserve(&job, finish.clone(), wakes, &s.name) {
-        Ok((_, next)) => next,
-        Err(_) => {
-            let _ = job.finish(finish, wakes);
-            None
-        }
+    st.handlers -= 1;
+    if st.handlers == 0 {
+        s.handlers_cv.notify_all();
     }
 }
 
-fn renew(s: &Shared) {
-    let mut guard = lock(&s.running);
+/// Counts `n` handler threads as gone; the last one ends the worker's claim
+/// on the queue (`jobq_close` refuses while a worker has threads).
+fn exited(s: &Shared, n: usize) {
+    let mut st = lock(&s.st);
+    st.threads -= n;
+    if st.threads == 0 {
+        s.queue.inner.active_workers.fetch_sub(1, SeqCst);
+    }
+    s.handlers_cv.notify_all();
+    s.feeder_cv.notify_all();
+}
+
+/// The feeder thread: stores outcomes, leases jobs for idle handlers (and
+/// ahead), renews leases, and at the end releases what it leased ahead.
+fn feed(s: &Shared) {
+    let mut error_pause = Duration::from_millis(5);
+    let mut st = lock(&s.st);
     loop {
-        let Some(running) = guard.as_mut() else { return };
+        let stopping = s.stop.load(SeqCst);
         let now = Instant::now();
         let mut due = Vec::new();
-        let mut next = now + Duration::from_secs(1);
-        for r in running.iter_mut().flatten() {
-            if r.next_touch <= now {
-                r.next_touch = now + renew_period(&r.job);
-                due.push(r.job.clone());
+        let mut next_touch: Option<Instant> = None;
+        if st.renewing {
+            for r in st.running.iter_mut().flatten() {
+                if r.next_touch <= now {
+                    r.next_touch = now + renew_period(&r.job);
+                    due.push(r.job.clone());
+                }
+                next_touch = Some(next_touch.map_or(r.next_touch, |t| t.min(r.next_touch)));
             }
-            next = next.min(r.next_touch);
         }
-        if !due.is_empty() {
-            drop(guard);
-            for job in due {
-                let _ = job.touch(0);
+        let outcomes = std::mem::take(&mut st.outcomes);
+        let want = if stopping {
+            0
+        } else {
+            let ahead = if st.avg_handler.is_some_and(|a| a < PREFETCH_BELOW) { s.concurrency } else { 0 };
+            (st.idle + ahead).saturating_sub(st.ready.len())
+        };
+        if outcomes.is_empty() && due.is_empty() && want == 0 {
+            if stopping && (st.handlers == 0 || !st.renewing) {
+                // The last outcomes are stored: give back what was leased ahead.
+                st.feeder = Feeder::Exited;
+                let ahead: Vec<Ahead> = st.ready.drain(..).collect();
+                drop(st);
+                for a in ahead {
+                    let _ = a.job.release(0);
+                }
+                exited(s, 1);
+                return;
             }
-            guard = lock(&s.running);
+            st.feeder_wakes_at = next_touch;
+            st = match next_touch {
+                Some(t) => {
+                    s.feeder_cv
+                        .wait_timeout(st, t.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => s.feeder_cv.wait(st).unwrap_or_else(PoisonError::into_inner),
+            };
+            st.feeder_wakes_at = None;
             continue;
         }
-        guard = s.renew_cv.wait_timeout(guard, next - now).unwrap_or_else(PoisonError::into_inner).0;
+        drop(st);
+        for job in due {
+            let _ = job.touch(0);
+        }
+        if outcomes.is_empty() && want == 0 {
+            st = lock(&s.st);
+            continue;
+        }
+        let seen = s.queue.generation();
+        match s.queue.pool_round(&s.name, &outcomes, want) {
+            Ok(round) => {
+                error_pause = Duration::from_millis(5);
+                let got = round.jobs.len();
+                st = lock(&s.st);
+                let leased = Instant::now();
+                st.ready.extend(round.jobs.into_iter().map(|job| Ahead { job, leased }));
+                if got > 0 {
+                    s.handlers_cv.notify_all();
+                }
+                if got < want && !s.stop.load(SeqCst) && st.outcomes.is_empty() {
+                    // The queue has no more ready jobs: wait for some. Handlers
+                    // that finish meanwhile store their own outcomes. Wake up
+                    // in time to renew running jobs, and jobs leased ahead
+                    // (one that starts meanwhile is due from when it was leased).
+                    st.feeder = Feeder::WaitingForJobs;
+                    let running = st.running.iter().flatten().map(|r| r.next_touch);
+                    let ahead = st.ready.iter().map(|a| a.leased + renew_period(&a.job));
+                    let until = running.chain(ahead).min();
+                    drop(st);
+                    s.queue.wait_for_jobs(seen, round.next_due, round.others_hold, until, Some(&s.stop));
+                    st = lock(&s.st);
+                    st.feeder = Feeder::Active;
+                }
+            }
+            Err(_) if s.stop.load(SeqCst) => {
+                // Stopping, and the outcomes cannot be stored: their jobs
+                // are delivered again when their leases end (at-least-once).
+                st = lock(&s.st);
+            }
+            Err(_) => {
+                // A transient failure (a lock held too long, a full disk):
+                // keep the outcomes for the next try, pause without spinning.
+                st = lock(&s.st);
+                let mut kept = outcomes;
+                kept.append(&mut st.outcomes);
+                st.outcomes = kept;
+                if !s.stop.load(SeqCst) {
+                    st = s.feeder_cv.wait_timeout(st, error_pause).unwrap_or_else(PoisonError::into_inner).0;
+                }
+                error_pause = (error_pause * 2).min(Duration::from_secs(1));
+            }
+        }
     }
 }

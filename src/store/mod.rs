@@ -270,6 +270,11 @@ pub(crate) fn promote_due(conn: &Connection, queue: &str, now: i64) -> Result<us
 /// Leases the ready job of `queue` with the smallest (priority, id).
 pub(crate) fn reserve(conn: &Connection, queue: &str, now: i64, owner: &str) -> Result<Option<Delivery>> {
     promote_due(conn, queue, now)?;
+    claim_next(conn, queue, now, owner)
+}
+
+/// `reserve` without the promotion of due rows (the caller just did it).
+pub(crate) fn claim_next(conn: &Connection, queue: &str, now: i64, owner: &str) -> Result<Option<Delivery>> {
     let mut st = conn.prepare_cached(
         "UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
                 run_at = ?2 + lease_ms, lease_until = ?2 + lease_ms, lease_owner = ?3, updated_at = ?2
