@@ -284,21 +284,17 @@ impl Queue {
             if !known {
                 store::add_queue(conn, &queue, now)?;
             }
-            let stored = payloads
-                .iter()
-                .map(|payload| {
-                    let job = NewJob {
-                        queue: &queue,
-                        payload,
-                        priority,
-                        run_at: now.saturating_add(delay as i64),
-                        max_attempts,
-                        lease_ms,
-                        unique_key: None,
-                    };
-                    store::insert(conn, &job, now).map(Put::Stored)
-                })
-                .collect::<Result<Vec<_>>>();
+            let job = NewJob {
+                queue: &queue,
+                payload: &[],
+                priority,
+                run_at: now.saturating_add(delay as i64),
+                max_attempts,
+                lease_ms,
+                unique_key: None,
+            };
+            let stored = store::insert_many(conn, &job, &payloads, now)
+                .map(|ids| ids.into_iter().map(Put::Stored).collect::<Vec<_>>());
             match stored {
                 Ok(ids) => {
                     conn.prepare_cached("RELEASE put_batch")?.execute([])?;

@@ -337,3 +337,33 @@ fn data_persists_across_close_and_reopen() {
     q.cancel(delayed).unwrap();
     q.close().unwrap();
 }
+
+#[test]
+fn put_batch_of_any_size_stores_every_payload_under_consecutive_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("batch.db"), fast_config()).unwrap();
+    // Around the 50-row multi-row INSERT: below, at, above, two chunks plus a rest.
+    let sizes = [2usize, 49, 50, 51, 100, 130, 7];
+    let opts = PutOptions { priority: 3, max_attempts: Some(4), ..PutOptions::default() };
+    let mut expected = Vec::new();
+    let mut last_id = 0;
+    for (b, &n) in sizes.iter().enumerate() {
+        let payloads: Vec<Vec<u8>> = (0..n).map(|i| format!("batch {b} job {i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+        let ids: Vec<u64> = q.put_batch("b", &refs, &opts).unwrap().into_iter().map(Put::id).collect();
+        assert_eq!(ids.len(), n);
+        for (k, id) in ids.iter().enumerate() {
+            assert_eq!(*id, last_id + 1 + k as u64, "batch {b}: ids consecutive after the previous put");
+        }
+        last_id = *ids.last().unwrap();
+        expected.extend(ids.into_iter().zip(payloads));
+    }
+    assert_eq!(q.stats().unwrap().queues["b"], counts(expected.len() as u64, 0, 0, 0));
+    for (id, payload) in expected {
+        let job = q.reserve("b", ZERO).unwrap().expect("a job");
+        assert_eq!((job.id(), job.payload(), job.attempt()), (id, payload.as_slice(), 1));
+        job.ack().unwrap();
+    }
+    assert!(q.reserve("b", ZERO).unwrap().is_none());
+    q.close().unwrap();
+}

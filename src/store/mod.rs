@@ -199,6 +199,7 @@ pub(crate) fn add_queue(conn: &Connection, queue: &str, now: i64) -> Result<()> 
 }
 
 /// A job to insert.
+#[derive(Clone, Copy)]
 pub(crate) struct NewJob<'a> {
     pub queue: &'a str,
     pub payload: &'a [u8],
@@ -237,6 +238,57 @@ pub(crate) fn insert(conn: &Connection, job: &NewJob<'_>, now: i64) -> Result<u6
         now
     ])?;
     Ok(conn.last_insert_rowid() as u64)
+}
+
+/// Rows per multi-row INSERT of `insert_many` (its statement is cached).
+const INSERT_CHUNK: usize = 50;
+
+/// Inserts one job per payload, all with `job`'s other fields (its
+/// `payload` and `unique_key` are ignored: batches have no key); returns
+/// the ids in order. Full chunks go through one cached multi-row INSERT
+/// (a third of the cost per row of one INSERT each, measured with 100-byte
+/// payloads), the rest one by one.
+pub(crate) fn insert_many(conn: &Connection, job: &NewJob<'_>, payloads: &[Vec<u8>], now: i64) -> Result<Vec<u64>> {
+    let state = if job.run_at > now { SCHEDULED } else { PENDING };
+    let mut ids = Vec::with_capacity(payloads.len());
+    let mut chunks = payloads.chunks_exact(INSERT_CHUNK);
+    for chunk in chunks.by_ref() {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let mut st = conn.prepare_cached(SQL.get_or_init(|| multi_insert_sql(INSERT_CHUNK)))?;
+        let fixed: [&dyn rusqlite::ToSql; 7] =
+            [&job.queue, &state, &job.priority, &job.run_at, &job.max_attempts, &(job.lease_ms as i64), &now];
+        for (i, v) in fixed.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, v)?;
+        }
+        for (i, p) in chunk.iter().enumerate() {
+            st.raw_bind_parameter(i + 8, p)?;
+        }
+        st.raw_execute()?;
+        // One statement inserts its rows with consecutive ids (no other
+        // writer can run in between), the last of them last_insert_rowid.
+        let last = conn.last_insert_rowid() as u64;
+        let first = last + 1 - chunk.len() as u64;
+        ids.extend(first..=last);
+    }
+    for payload in chunks.remainder() {
+        ids.push(insert(conn, &NewJob { payload, unique_key: None, ..*job }, now)?);
+    }
+    Ok(ids)
+}
+
+/// `INSERT INTO jobs ... VALUES (...), (...), ...` for `rows` rows: ?1-?7 are
+/// the shared fields, ?8.. the payloads.
+fn multi_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at, updated_at) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?1, ?2, ?3, ?4, ?5, ?6, ?{}, ?7, ?7)", i + 8));
+    }
+    sql
 }
 
 /// One delivery, as the reserve statement returns it.
