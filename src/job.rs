@@ -13,7 +13,7 @@ use crate::store::{self, Delivery, Finish};
 /// One delivered job. May move between threads; finish it from one at a time.
 pub struct Job {
     inner: Arc<Inner>,
-    queue: String,
+    queue: Arc<str>,
     id: u64,
     attempt: u32,
     token: i64,
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn new(inner: Arc<Inner>, queue: String, d: Delivery) -> Job {
+    pub(crate) fn new(inner: Arc<Inner>, queue: Arc<str>, d: Delivery) -> Job {
         Job {
             inner,
             queue,

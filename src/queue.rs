@@ -2,7 +2,7 @@
 //! read connection for stats, and the watcher that notices other
 //! processes' commits. Cheap to clone; all clones share one file handle set.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub const MAX_UNIQUE_KEY: usize = 4096;
 /// How often (ms) a reserve that finds nothing checks whether the holders of
 /// other leases in the queue are still alive.
 const OWNER_SCAN_MS: i64 = 200;
+/// Most queue names a handle keeps shared copies of.
+const MAX_CACHED_NAMES: usize = 4096;
 /// Largest delay or lease accepted from a caller (~3 years), in ms.
 pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 
@@ -86,11 +88,13 @@ pub(crate) struct Inner {
     pub(crate) closed: Arc<AtomicBool>,
     pub(crate) active_workers: AtomicUsize,
     owner_scan: Arc<OwnerScan>,
-    /// Queues this handle knows to be recorded in the file (skips an insert per put).
-    known_queues: Mutex<HashSet<String>>,
+    /// Queue names this handle has used, shared so that a put or reserve
+    /// needs no allocation for its name; `true` once the queue is known to
+    /// be recorded in the file (skips an insert per put).
+    names: Mutex<HashMap<Arc<str>, bool>>,
     reader: Mutex<store::Conn>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    owner: String,
+    owner: Arc<str>,
 }
 
 /// An open queue file. Safe to share between threads (clone it or put it in an Arc).
@@ -193,10 +197,10 @@ impl Queue {
                     last: AtomicI64::new(i64::MIN / 2),
                     others_alive: AtomicBool::new(false),
                 }),
-                known_queues: Mutex::new(HashSet::new()),
+                names: Mutex::new(HashMap::new()),
                 reader: Mutex::new(reader),
                 threads: Mutex::new(threads),
-                owner: crate::process::current_owner(),
+                owner: crate::process::current_owner().into(),
             }),
         })
     }
@@ -223,10 +227,9 @@ impl Queue {
         check_queue_name(queue)?;
         inner.check_payload(payload.len())?;
         let (max_attempts, lease_ms) = inner.check_put_options(opts)?;
-        let (queue, payload, key, priority, delay) =
-            (queue.to_owned(), payload.to_vec(), opts.unique_key.clone(), opts.priority, opts.delay_ms);
-        let name_copy = queue.clone();
-        let known = inner.is_known(&queue);
+        let (known, queue) = inner.name(queue);
+        let (payload, key, priority, delay) = (payload.to_vec(), opts.unique_key.clone(), opts.priority, opts.delay_ms);
+        let name = queue.clone();
         let put = inner.writer.submit(true, true, move |conn, now| {
             if !known {
                 store::add_queue(conn, &queue, now)?;
@@ -250,7 +253,7 @@ impl Queue {
             Ok(Put::Stored(store::insert(conn, &job, now)?))
         })?;
         if !known {
-            inner.mark_known(&name_copy);
+            inner.mark_known(&name);
         }
         Ok(put)
     }
@@ -274,9 +277,8 @@ impl Queue {
             inner.check_payload(p.len())?;
         }
         let (max_attempts, lease_ms) = inner.check_put_options(opts)?;
-        let queue = queue.to_owned();
-        let name_copy = queue.clone();
-        let known = inner.is_known(&queue);
+        let (known, queue) = inner.name(queue);
+        let name = queue.clone();
         let payloads: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_vec()).collect();
         let (priority, delay) = (opts.priority, opts.delay_ms);
         let puts = inner.writer.submit(true, true, move |conn, now| {
@@ -307,7 +309,7 @@ impl Queue {
             }
         })?;
         if !known {
-            inner.mark_known(&name_copy);
+            inner.mark_known(&name);
         }
         Ok(puts)
     }
@@ -331,14 +333,15 @@ impl Queue {
         loop {
             inner.check_open()?;
             let seen = inner.notifier.generation();
-            let (name, owner) = (queue.to_owned(), inner.owner.clone());
+            let (name, owner) = (inner.name(queue).1, inner.owner.clone());
             let scan = inner.owner_scan.clone();
+            let job_queue = name.clone();
             let Attempt { mut deliveries, next_due, others_hold } =
                 inner
                     .writer
                     .submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan, 1))?;
             if let Some(d) = deliveries.pop() {
-                return Ok(Some(Job::new(self.inner.clone(), queue.to_owned(), d)));
+                return Ok(Some(Job::new(self.inner.clone(), job_queue, d)));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
                 return Ok(None);
@@ -487,7 +490,8 @@ impl Queue {
                 Err(e) => finished.push(Some(e)),
             }
         }
-        let (name, owner, scan) = (queue.to_owned(), inner.owner.clone(), inner.owner_scan.clone());
+        let (name, owner, scan) = (inner.name(queue).1, inner.owner.clone(), inner.owner_scan.clone());
+        let job_queue = name.clone();
         let (current, attempt) = inner.writer.submit(false, wakes, move |conn, now| {
             let current = ops
                 .iter()
@@ -503,7 +507,7 @@ impl Queue {
                 let _ = job.end_finish(current.next().unwrap_or(false), true);
             }
         }
-        let jobs = attempt.deliveries.into_iter().map(|d| Job::new(inner.clone(), queue.to_owned(), d)).collect();
+        let jobs = attempt.deliveries.into_iter().map(|d| Job::new(inner.clone(), job_queue.clone(), d)).collect();
         Ok(PoolRound { jobs, next_due: attempt.next_due, others_hold: attempt.others_hold })
     }
 }
@@ -513,12 +517,24 @@ fn far_future() -> Instant {
 }
 
 impl Inner {
-    fn is_known(&self, queue: &str) -> bool {
-        self.known_queues.lock().unwrap_or_else(PoisonError::into_inner).contains(queue)
+    /// The shared copy of queue name `queue` (allocated on first use by
+    /// this handle), and whether the queue is known to be in the file.
+    fn name(&self, queue: &str) -> (bool, Arc<str>) {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((name, known)) = names.get_key_value(queue) {
+            return (*known, name.clone());
+        }
+        let name: Arc<str> = queue.into();
+        // A program that makes up names endlessly gets fresh copies instead
+        // of a cache that grows without bound.
+        if names.len() < MAX_CACHED_NAMES {
+            names.insert(name.clone(), false);
+        }
+        (false, name)
     }
 
-    fn mark_known(&self, queue: &str) {
-        self.known_queues.lock().unwrap_or_else(PoisonError::into_inner).insert(queue.to_owned());
+    fn mark_known(&self, queue: &Arc<str>) {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).insert(queue.clone(), true);
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
