@@ -105,6 +105,14 @@ static int record(struct ctx *c, const jobq_job *job) {
   return idx;
 }
 
+/* Lets handlers waiting for the gate (gated handlers) return. */
+static void open_gate(struct ctx *c) {
+  pthread_mutex_lock(&c->mu);
+  c->gate_open = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void leave(struct ctx *c) {
   pthread_mutex_lock(&c->mu);
   c->in_flight--;
@@ -425,10 +433,7 @@ static void test_stop_releases_ahead(jobq *q) {
   CHECK(pthread_create(&stopper, NULL, stop_thread, w) == 0);
   /* Let the stop begin while both handlers are still held, then let them go. */
   tu_sleep_ms(50);
-  pthread_mutex_lock(&c.mu);
-  c.gate_open = 1;
-  pthread_cond_broadcast(&c.cv);
-  pthread_mutex_unlock(&c.mu);
+  open_gate(&c);
   CHECK(pthread_join(stopper, &stop_rc) == 0);
   CHECK((jobq_status)(intptr_t)stop_rc == JOBQ_OK);
   /* No job started after the stop; the 2 held ones were acked. */
@@ -468,10 +473,7 @@ static void test_stop_timeout(const char *dir) {
   }
   CHECK_STATUS(jobq_close(q), JOBQ_E_BUSY);
 
-  pthread_mutex_lock(&c.mu);
-  c.gate_open = 1;
-  pthread_cond_broadcast(&c.cv);
-  pthread_mutex_unlock(&c.mu);
+  open_gate(&c);
   CHECK(ctx_wait(&c, &c.returned, 1, TU_MUST_MS) == 1);
 
   deadline = tu_now_ms() + TU_MUST_MS;

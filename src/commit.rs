@@ -64,6 +64,8 @@ struct Inline<'a> {
 
 /// Most requests applied in one transaction; bounds the latency a long batch adds.
 const MAX_BATCH: usize = 1024;
+/// Most requests waiting for the writer; a caller beyond it waits to queue.
+const QUEUE_CAP: usize = 4096;
 
 /// What the writer needs besides its connection.
 pub(crate) struct WriterContext {
@@ -86,6 +88,9 @@ struct Shared {
     conn: Mutex<WriteConn>,
     ctx: WriterContext,
     stopped: AtomicBool,
+    /// Set by `stop`: the writer thread ends after the Stop message, or
+    /// after any transaction if a leader took that message.
+    stop_requested: AtomicBool,
 }
 
 pub(crate) struct Writer {
@@ -93,19 +98,40 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Conn, ctx: WriterContext) -> Result<(Writer, JoinHandle<()>)> {
+    /// Starts the writer thread; it calls `ready` once it is set up (see
+    /// `queue::Startup`).
+    pub(crate) fn start(
+        conn: Conn,
+        ctx: WriterContext,
+        ready: impl FnOnce() + Send + 'static,
+    ) -> Result<(Writer, JoinHandle<()>)> {
         // Waits for other processes' locks are ours to do: see begin_immediate.
         conn.busy_timeout(Duration::ZERO)?;
         // Commits never sync: with durability "full", durable requests wait
         // for the group fsync instead (sync.rs).
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let shared =
-            Arc::new(Shared { tx, rx, conn: Mutex::new(WriteConn { conn }), ctx, stopped: AtomicBool::new(false) });
+        // Bounded: the array flavour allocates nothing per message, so the
+        // writer thread's receive never frees memory outside a quiet
+        // section (see run).
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAP);
+        let shared = Arc::new(Shared {
+            tx,
+            rx,
+            conn: Mutex::new(WriteConn { conn }),
+            ctx,
+            stopped: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+        });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("jobq-writer".into())
-            .spawn(move || s.run())
+            .spawn(move || {
+                // crossbeam allocates a thread-local wait context the first
+                // time a receive blocks: do that now, before open returns.
+                let first = s.rx.recv_timeout(Duration::from_millis(1)).ok();
+                ready();
+                s.run(first)
+            })
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok((Writer { shared }, thread))
     }
@@ -121,6 +147,8 @@ impl Writer {
         if s.stopped.load(SeqCst) {
             return Err(Error::Shutdown("the queue is closed".into()));
         }
+        // Quiet before the connection, everywhere (fork.rs): the lock order.
+        let quiet = crate::fork::quiet();
         let guard = match s.conn.try_lock() {
             Ok(g) => Some(g),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
@@ -133,9 +161,11 @@ impl Writer {
         if let Some(mut guard) = guard {
             let (result, seq) = s.lead_with(&mut guard, durable, wakes, f);
             drop(guard);
+            drop(quiet);
             drop(ticket);
             return s.durable_after(result, seq);
         }
+        drop(quiet);
         let (reply_tx, reply_rx) = crossbeam_channel::bounded::<(Result<T>, u64)>(1);
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
@@ -173,6 +203,7 @@ impl Writer {
 
     /// Stops the writer thread once it has applied what is queued.
     pub(crate) fn stop(&self) {
+        self.shared.stop_requested.store(true, SeqCst);
         let _ = self.shared.tx.send(Msg::Stop);
     }
 }
@@ -194,8 +225,8 @@ impl TailCheckpoint {
         if self.shared.stopped.load(SeqCst) {
             return;
         }
-        let guard = lock(&self.shared.conn);
         let _quiet = crate::fork::quiet();
+        let guard = lock(&self.shared.conn);
         // Errors (a reader pinning old frames, another process's lock) only
         // mean the WAL is not restarted this time.
         let _ = guard.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -245,19 +276,34 @@ impl Shared {
     }
 
     /// The writer thread: leads whenever requests are queued and no caller leads.
-    fn run(&self) {
+    ///
+    /// Everything it does between two receives, allocations and frees
+    /// included, happens inside one quiet section, so that a fork() in
+    /// another thread (which waits for quiet sections) never copies a lock
+    /// of the memory allocator held by this thread. glibc's malloc protects
+    /// itself around fork; ASan's allocator (GCC 12) does not, and a child
+    /// forked while this thread freed a batch hung in its first malloc.
+    fn run(&self, mut pending: Option<Msg>) {
         loop {
-            let first = match self.rx.recv() {
+            let msg = match pending.take() {
+                Some(m) => Ok(m),
+                None => self.rx.recv(),
+            };
+            let first = match msg {
                 Ok(Msg::Request(r)) => r,
                 Ok(Msg::Stop) | Err(_) => break,
             };
-            let mut guard = lock(&self.conn);
-            let mut batch = vec![first];
-            let stop = self.drain(&mut batch);
-            // Each queued request hears its own outcome through its reply.
-            let _ = self.apply(&mut guard, batch, None);
-            drop(guard);
-            if stop {
+            let stop = {
+                let _quiet = crate::fork::quiet();
+                let mut guard = lock(&self.conn);
+                let mut batch = Vec::with_capacity(16);
+                batch.push(first);
+                let stop = self.drain(&mut batch);
+                // Each queued request hears its own outcome through its reply.
+                let _ = self.apply(&mut guard, batch, None);
+                stop
+            };
+            if stop || self.stop_requested.load(SeqCst) {
                 break;
             }
         }
@@ -304,7 +350,9 @@ impl Shared {
         let outcome = self.apply(guard, batch, Some(Inline { run: &mut run, durable, wakes }));
         if stop {
             // A Stop we took from the queue belongs to the writer thread.
-            let _ = self.tx.send(Msg::Stop);
+            // If the queue is full, the writer wakes for those requests and
+            // sees stop_requested after them.
+            let _ = self.tx.try_send(Msg::Stop);
         }
         match (outcome, out) {
             (Err(e), _) => (Err(e), 0),
@@ -322,7 +370,7 @@ impl Shared {
         batch: Vec<Request>,
         mut inline: Option<Inline<'_>>,
     ) -> std::result::Result<u64, Error> {
-        let _quiet = crate::fork::quiet();
+        // The caller holds a quiet section (fork.rs) for all of this.
         let conn: &Connection = &wc.conn;
         if let Err(e) = begin_immediate(conn, self.ctx.busy_timeout) {
             for r in batch {
@@ -378,8 +426,8 @@ impl Shared {
             rolled_back = failed && conn.is_autocommit();
         }
         if stop_seen {
-            // A Stop taken from the queue belongs to the writer thread.
-            let _ = self.tx.send(Msg::Stop);
+            // A Stop taken from the queue belongs to the writer thread (see lead_with).
+            let _ = self.tx.try_send(Msg::Stop);
         }
         let outcome = if rolled_back {
             Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
@@ -403,10 +451,19 @@ impl Shared {
                 Err(e) => done(Err(e)),
             }
         }
-        // Requests not run because the transaction failed midway go back in line.
+        // Requests not run because the transaction failed midway go back in
+        // line (never blocking: this may be the writer thread itself); if the
+        // line is full, they hear the failure.
         for r in rest {
-            if self.stopped.load(SeqCst) || self.tx.send(Msg::Request(r)).is_err() {
+            if self.stopped.load(SeqCst) {
                 break;
+            }
+            if let Err(crossbeam_channel::TrySendError::Full(Msg::Request(r))) = self.tx.try_send(Msg::Request(r)) {
+                let (done, _) = (r.work)(None);
+                match &outcome {
+                    Err(e) => done(Err(e)),
+                    Ok(_) => done(Err(&Error::Internal("the transaction was rolled back".into()))),
+                }
             }
         }
         if outcome.is_ok() {

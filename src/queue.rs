@@ -160,21 +160,30 @@ impl Queue {
             syncer: (config.durability == crate::config::Durability::Full)
                 .then(|| Arc::new(crate::sync::Syncer::new(&path))),
         };
-        let (writer, writer_thread) = Writer::start(write_conn, ctx)?;
+        let startup = Startup::new(3);
+        let ready = startup.clone();
+        let (writer, writer_thread) = Writer::start(write_conn, ctx, move || ready.done())?;
         let mut threads = vec![writer_thread];
         let spawned = (|| -> std::io::Result<()> {
-            let (n, c) = (notifier.clone(), closed.clone());
-            let t = std::thread::Builder::new().name("jobq-watcher".into()).spawn(move || watch(watch_conn, &n, &c))?;
+            let (n, c, ready) = (notifier.clone(), closed.clone(), startup.clone());
+            let t = std::thread::Builder::new()
+                .name("jobq-watcher".into())
+                .spawn(move || watch(watch_conn, &n, &c, move || ready.done()))?;
             notifier.set_watcher(t.thread().clone());
             threads.push(t);
-            let (k, c, tail) = (checkpointer.clone(), closed.clone(), writer.tail_checkpointer());
-            let t = std::thread::Builder::new()
-                .name("jobq-checkpoint".into())
-                .spawn(move || k.run(checkpoint_conn, tail, &c))?;
+            let (k, c, tail, ready) =
+                (checkpointer.clone(), closed.clone(), writer.tail_checkpointer(), startup.clone());
+            let t = std::thread::Builder::new().name("jobq-checkpoint".into()).spawn(move || {
+                ready.done();
+                k.run(checkpoint_conn, tail, &c)
+            })?;
             checkpointer.set_thread(t.thread().clone());
             threads.push(t);
             Ok(())
         })();
+        if spawned.is_ok() {
+            startup.wait(Duration::from_secs(2));
+        }
         if let Err(e) = spawned {
             closed.store(true, SeqCst);
             writer.stop();
@@ -512,6 +521,40 @@ impl Queue {
     }
 }
 
+/// Open returns only once the queue's threads are set up. A thread that is
+/// still starting allocates memory (its stack guard, thread-locals, wait
+/// contexts) outside any quiet section (fork.rs): a program that forks right
+/// after jobq_open could copy an allocator lock held by it. glibc's malloc
+/// guards itself around fork; ASan's (GCC 12) does not, and the C tests'
+/// children hung in their first malloc about one run in six.
+#[derive(Clone)]
+struct Startup(Arc<(Mutex<usize>, std::sync::Condvar)>);
+
+impl Startup {
+    fn new(threads: usize) -> Startup {
+        Startup(Arc::new((Mutex::new(threads), std::sync::Condvar::new())))
+    }
+
+    fn done(&self) {
+        let mut left = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+        *left = left.saturating_sub(1);
+        self.0 .1.notify_all();
+    }
+
+    /// Waits (at most `limit`: a late thread only widens that window again).
+    fn wait(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut left = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+        while *left > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            left = self.0 .1.wait_timeout(left, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
@@ -603,8 +646,9 @@ impl Drop for Inner {
 /// The watcher: while someone waits in a reserve, polls `PRAGMA
 /// data_version` (a read of shared memory, no I/O) to notice commits of
 /// other processes, and wakes the waiters. Sleeps while nobody waits.
-fn watch(conn: store::Conn, notifier: &Notifier, closed: &AtomicBool) {
+fn watch(conn: store::Conn, notifier: &Notifier, closed: &AtomicBool, ready: impl FnOnce()) {
     let mut last = store::data_version(&conn).ok();
+    ready();
     let mut interval = MIN_POLL;
     while !closed.load(SeqCst) {
         if notifier.waiters() == 0 {
