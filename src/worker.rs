@@ -261,7 +261,7 @@ fn renew_period(job: &Job) -> Duration {
 /// the outcome back.
 fn work(s: &Shared, slot: usize) {
     loop {
-        let (job, leased) = {
+        let job = {
             let mut st = lock(&s.st);
             loop {
                 if s.stop.load(SeqCst) {
@@ -270,7 +270,12 @@ fn work(s: &Shared, slot: usize) {
                     return;
                 }
                 if let Some(a) = st.ready.pop_front() {
-                    break (Arc::new(a.job), a.leased);
+                    // Counted as running in the same critical section that
+                    // checked `stop`: a stop either sees this handler or
+                    // kept it from taking the job.
+                    let job = Arc::new(a.job);
+                    start_running(s, &mut st, slot, &job, a.leased);
+                    break job;
                 }
                 st.idle += 1;
                 // The feeder leases jobs for idle handlers.
@@ -279,22 +284,25 @@ fn work(s: &Shared, slot: usize) {
                 st.idle -= 1;
             }
         };
-        run_one(s, slot, job, leased);
+        run_one(s, slot, job);
     }
 }
 
-/// Runs the handler on `job` and sees that its outcome is stored.
-fn run_one(s: &Shared, slot: usize, job: Arc<Job>, leased: Instant) {
-    {
-        let mut st = lock(&s.st);
-        st.handlers += 1;
-        // A job leased ahead may have waited: renew from when it was leased.
-        let next_touch = leased + renew_period(&job);
-        st.running[slot] = Some(Running { job: job.clone(), next_touch });
-        if st.feeder_wakes_at.is_none_or(|t| next_touch < t) {
-            s.feeder_cv.notify_one();
-        }
+/// Counts a handler as running `job` (under the state lock) and tells the
+/// feeder when its lease needs renewing.
+fn start_running(s: &Shared, st: &mut State, slot: usize, job: &Arc<Job>, leased: Instant) {
+    st.handlers += 1;
+    // A job leased ahead may have waited: renew from when it was leased.
+    let next_touch = leased + renew_period(job);
+    st.running[slot] = Some(Running { job: job.clone(), next_touch });
+    if st.feeder_wakes_at.is_none_or(|t| next_touch < t) {
+        s.feeder_cv.notify_one();
     }
+}
+
+/// Runs the handler on `job` (already counted by `start_running`) and sees
+/// that its outcome is stored.
+fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| (s.handler)(&job))).unwrap_or(Outcome::Retry);
     let took = started.elapsed();
