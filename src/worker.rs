@@ -275,6 +275,8 @@ fn work(s: &Shared, slot: usize) {
                     // kept it from taking the job.
                     let job = Arc::new(a.job);
                     start_running(s, &mut st, slot, &job, a.leased);
+                    // The feeder tops up what is leased ahead.
+                    s.feeder_cv.notify_one();
                     break job;
                 }
                 st.idle += 1;
@@ -313,6 +315,9 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     };
     let mut st = lock(&s.st);
     st.running[slot] = None;
+    // One handler that was descheduled for a while should not switch
+    // leasing ahead off: a sample counts at most 4x the threshold.
+    let took = took.min(PREFETCH_BELOW * 4);
     st.avg_handler = Some(match st.avg_handler {
         None => took,
         Some(avg) => (avg * 7 + took) / 8,
