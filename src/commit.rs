@@ -293,17 +293,14 @@ impl Shared {
                 Ok(Msg::Request(r)) => r,
                 Ok(Msg::Stop) | Err(_) => break,
             };
-            let stop = {
+            {
                 let _quiet = crate::fork::quiet();
                 let mut guard = lock(&self.conn);
-                let mut batch = Vec::with_capacity(16);
-                batch.push(first);
-                let stop = self.drain(&mut batch);
-                // Each queued request hears its own outcome through its reply.
-                let _ = self.apply(&mut guard, batch, None);
-                stop
-            };
-            if stop || self.stop_requested.load(SeqCst) {
+                // Each queued request hears its own outcome through its
+                // reply; apply takes the rest of the queue along.
+                let _ = self.apply(&mut guard, vec![first], None);
+            }
+            if self.stop_requested.load(SeqCst) {
                 break;
             }
         }
@@ -345,15 +342,8 @@ impl Shared {
             }
             None => true,
         };
-        let mut batch = Vec::new();
-        let stop = self.drain(&mut batch);
-        let outcome = self.apply(guard, batch, Some(Inline { run: &mut run, durable, wakes }));
-        if stop {
-            // A Stop we took from the queue belongs to the writer thread.
-            // If the queue is full, the writer wakes for those requests and
-            // sees stop_requested after them.
-            let _ = self.tx.try_send(Msg::Stop);
-        }
+        // apply takes whatever is queued along (its late joiners).
+        let outcome = self.apply(guard, Vec::new(), Some(Inline { run: &mut run, durable, wakes }));
         match (outcome, out) {
             (Err(e), _) => (Err(e), 0),
             (Ok(seq), Some(r)) => (r, if durable { seq } else { 0 }),
@@ -426,7 +416,9 @@ impl Shared {
             rolled_back = failed && conn.is_autocommit();
         }
         if stop_seen {
-            // A Stop taken from the queue belongs to the writer thread (see lead_with).
+            // A Stop taken from the queue belongs to the writer thread. If the
+            // queue is full, the writer wakes for those requests and sees
+            // stop_requested after them.
             let _ = self.tx.try_send(Msg::Stop);
         }
         let outcome = if rolled_back {

@@ -345,11 +345,11 @@ impl Queue {
             let (name, owner) = (inner.name(queue).1, inner.owner.clone());
             let scan = inner.owner_scan.clone();
             let job_queue = name.clone();
-            let Attempt { mut deliveries, next_due, others_hold } =
+            let Attempt { first, next_due, others_hold, .. } =
                 inner
                     .writer
                     .submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan, 1))?;
-            if let Some(d) = deliveries.pop() {
+            if let Some(d) = first {
                 return Ok(Some(Job::new(self.inner.clone(), job_queue, d)));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
@@ -418,7 +418,10 @@ impl Queue {
 
 /// One reserve attempt's outcome, inside the writer's transaction.
 pub(crate) struct Attempt {
-    deliveries: Vec<store::Delivery>,
+    /// The first job leased, and (for `max` > 1) the others: a plain
+    /// reserve allocates nothing here beyond the delivery itself.
+    first: Option<store::Delivery>,
+    more: Vec<store::Delivery>,
     /// When something next becomes due in the queue (if nothing was delivered).
     next_due: Option<i64>,
     /// Whether live processes other than this one hold leases in the queue.
@@ -436,34 +439,33 @@ fn attempt_reserve(
     scan: &OwnerScan,
     max: usize,
 ) -> Result<Attempt> {
-    let mut deliveries = Vec::new();
+    let mut more = Vec::new();
     if max == 0 {
-        return Ok(Attempt { deliveries, next_due: None, others_hold: false });
+        return Ok(Attempt { first: None, more, next_due: None, others_hold: false });
     }
-    if let Some(d) = store::reserve(conn, name, now, owner)? {
-        deliveries.push(d);
-    }
+    let mut first = store::reserve(conn, name, now, owner)?;
     // Between scans, go by the last scan's answer.
     let mut others_hold = scan.others_alive.load(SeqCst);
     // Nothing ready: maybe a dead process holds jobs. /proc is read at most
     // every OWNER_SCAN_MS per queue handle.
-    if deliveries.is_empty() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
+    if first.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
         scan.last.store(now, SeqCst);
         let (reclaimed, alive) = store::reclaim_dead_owners(conn, name, now, owner, crate::process::owner_is_dead)?;
         scan.others_alive.store(alive, SeqCst);
         others_hold = alive;
         if reclaimed > 0 {
-            deliveries.extend(store::claim_next(conn, name, now, owner)?);
+            first = store::claim_next(conn, name, now, owner)?;
         }
     }
-    while !deliveries.is_empty() && deliveries.len() < max {
+    while first.is_some() && 1 + more.len() < max {
         match store::claim_next(conn, name, now, owner)? {
-            Some(d) => deliveries.push(d),
+            Some(d) => more.push(d),
             None => break,
         }
     }
-    let next_due = if deliveries.len() < max { store::next_due(conn, name)? } else { None };
-    Ok(Attempt { deliveries, next_due, others_hold })
+    let got = usize::from(first.is_some()) + more.len();
+    let next_due = if got < max { store::next_due(conn, name)? } else { None };
+    Ok(Attempt { first, more, next_due, others_hold })
 }
 
 /// What one transaction of a worker pool did (see `Queue::pool_round`).
@@ -485,18 +487,16 @@ impl Queue {
         want: usize,
     ) -> Result<PoolRound> {
         let inner = &self.inner;
-        // Per outcome: None = goes into the transaction; Some = refused before.
-        let mut finished: Vec<Option<Error>> = Vec::with_capacity(outcomes.len());
+        // The outcomes whose delivery may still be finished go into the
+        // transaction (a refused one was finished through its handle already).
+        let mut jobs = Vec::with_capacity(outcomes.len());
         let mut ops = Vec::with_capacity(outcomes.len());
         let mut wakes = false;
         for (job, finish, w) in outcomes {
-            match job.begin_finish() {
-                Ok((id, token)) => {
-                    finished.push(None);
-                    ops.push((id, token, finish.clone()));
-                    wakes |= *w;
-                }
-                Err(e) => finished.push(Some(e)),
+            if let Ok((id, token)) = job.begin_finish() {
+                jobs.push(job);
+                ops.push((id, token, finish.clone()));
+                wakes |= *w;
             }
         }
         let (name, owner, scan) = (inner.name(queue).1, inner.owner.clone(), inner.owner_scan.clone());
@@ -510,13 +510,15 @@ impl Queue {
         })?;
         // Record each outcome on its Job; a stale delivery's outcome changed
         // nothing (at-least-once: the job runs again elsewhere).
-        let mut current = current.into_iter();
-        for (pre, (job, _, _)) in finished.into_iter().zip(outcomes) {
-            if pre.is_none() {
-                let _ = job.end_finish(current.next().unwrap_or(false), true);
-            }
+        for (job, current) in jobs.into_iter().zip(current) {
+            let _ = job.end_finish(current, true);
         }
-        let jobs = attempt.deliveries.into_iter().map(|d| Job::new(inner.clone(), job_queue.clone(), d)).collect();
+        let jobs = attempt
+            .first
+            .into_iter()
+            .chain(attempt.more)
+            .map(|d| Job::new(inner.clone(), job_queue.clone(), d))
+            .collect();
         Ok(PoolRound { jobs, next_due: attempt.next_due, others_hold: attempt.others_hold })
     }
 }

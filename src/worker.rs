@@ -76,7 +76,7 @@ struct Ahead {
 }
 
 /// A handler's outcome on its way to the feeder's next transaction.
-type Outcome3 = (Arc<Job>, Finish, bool);
+type PendingOutcome = (Arc<Job>, Finish, bool);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Feeder {
@@ -96,7 +96,7 @@ struct State {
     /// Handler threads waiting for a job.
     idle: usize,
     ready: VecDeque<Ahead>,
-    outcomes: Vec<Outcome3>,
+    outcomes: Vec<PendingOutcome>,
     /// Per handler thread: its running job, for lease renewal.
     running: Vec<Option<Running>>,
     /// Cleared when `stop` gives up waiting: leases are no longer renewed.
