@@ -1,7 +1,13 @@
 //! Measures how fast a blocked reserve wakes up after a put:
 //! in the same process (another thread puts) and from another process.
 //!
-//!     cargo run --release --example wake_latency [SAMPLES]
+//!     cargo run --release --example wake_latency [SAMPLES [STORE]]
+//!
+//! STORE: a queue file (default: a fresh one in the temp dir) or a
+//! PostgreSQL URL such as
+//! `postgresql://postgres@127.0.0.1:5432/test?schema=jobq_wake` (the
+//! "cross-process" row is then what a worker on another host sees, over
+//! loopback: LISTEN/NOTIFY).
 //!
 //! Each sample: the consumer is blocked in `reserve(.., None)` (wait
 //! forever); the producer notes the wall-clock time in the payload right
@@ -69,7 +75,10 @@ fn main() {
     let samples: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(500);
     let dir = std::env::temp_dir().join(format!("jobq-wake-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("wake.db");
+    let path = match args.get(2) {
+        Some(store) => std::path::PathBuf::from(store),
+        None => dir.join("wake.db"),
+    };
     let q = Queue::open(&path, config()).expect("open");
 
     // In-process: a thread puts every 2 ms, the main thread is blocked in reserve.

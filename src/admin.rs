@@ -1,210 +1,51 @@
 //! The admin and inspection API of `Queue`: list and show jobs, purge dead
-//! jobs, compact the file. It serves the `jobq` operator command, and is
-//! safe to use on a file that other threads and processes are working.
-//!
-//! Reads go through a connection of their own, opened per call: they never
-//! take the write lock, so inspecting a busy file does not slow its writers,
-//! and an admin call is rare enough that the open is not worth caching.
-//! Writes (purge) go through the writer like every other write.
+//! jobs, compact the store. It serves the `jobq` operator command, and is
+//! safe to use on a store that other threads and processes are working.
+//! The backend decides how (SQLite reads through a connection of its own,
+//! so inspecting a busy file does not slow its writers).
 
 use crate::error::{Error, Result};
 use crate::queue::{check_queue_name, Queue};
-use crate::store;
-use crate::store::admin::{self as sql, EffectiveState, JobRow, ListQuery};
-
-/// A job's state as seen at one moment; the same classification as `Stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// May be delivered now: new, due after a delay or backoff, or its lease expired.
-    Ready,
-    /// Waiting for a delay or a retry backoff to pass.
-    Scheduled,
-    /// Delivered, with a live lease.
-    Reserved,
-    /// Out of attempts, or buried; stays until kicked or purged.
-    Dead,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 4] = [JobState::Ready, JobState::Scheduled, JobState::Reserved, JobState::Dead];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Ready => "ready",
-            JobState::Scheduled => "scheduled",
-            JobState::Reserved => "reserved",
-            JobState::Dead => "dead",
-        }
-    }
-
-    fn to_store(self) -> EffectiveState {
-        match self {
-            JobState::Ready => EffectiveState::Ready,
-            JobState::Scheduled => EffectiveState::Scheduled,
-            JobState::Reserved => EffectiveState::Reserved,
-            JobState::Dead => EffectiveState::Dead,
-        }
-    }
-
-    fn from_store(state: EffectiveState) -> JobState {
-        match state {
-            EffectiveState::Ready => JobState::Ready,
-            EffectiveState::Scheduled => JobState::Scheduled,
-            EffectiveState::Reserved => JobState::Reserved,
-            EffectiveState::Dead => JobState::Dead,
-        }
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<JobState> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown job state {s:?} (ready, scheduled, reserved or dead)")))
-    }
-}
-
-/// Which jobs `Queue::list_jobs` returns. `Default`: every job, whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobFilter {
-    /// Only this queue.
-    pub queue: Option<String>,
-    /// Only jobs in this state now.
-    pub state: Option<JobState>,
-    /// Only jobs with a larger id (to page through a long listing).
-    pub after_id: u64,
-    /// At most this many jobs; `None` = no limit.
-    pub limit: Option<u64>,
-    /// Read at most this many bytes of each payload (`JobInfo::payload_len`
-    /// keeps the full length); `None` = whole payloads.
-    pub payload_max: Option<u64>,
-}
-
-/// Everything stored about one job. Times are Unix milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct JobInfo {
-    pub id: u64,
-    pub queue: String,
-    /// The state now, computed from the stored state and `run_at` as the stats do.
-    pub state: JobState,
-    pub priority: i32,
-    /// Deliveries so far.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    /// Ready/scheduled: when it may run; reserved: when the lease ends;
-    /// dead: when it died.
-    pub run_at: i64,
-    /// Lease length of each delivery.
-    pub lease_ms: u64,
-    /// End of the current lease, while one was granted (it may have expired).
-    pub lease_until: Option<i64>,
-    /// The process holding the lease (`host:pid:...`), while reserved.
-    pub lease_owner: Option<String>,
-    pub unique_key: Option<String>,
-    /// The payload, or its first `JobFilter::payload_max` bytes.
-    pub payload: Vec<u8>,
-    /// The full payload length in bytes.
-    pub payload_len: u64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Why the last attempt failed or the job died.
-    pub last_error: Option<String>,
-}
-
-impl From<JobRow> for JobInfo {
-    fn from(r: JobRow) -> JobInfo {
-        JobInfo {
-            id: r.id,
-            queue: r.queue,
-            state: JobState::from_store(r.state),
-            priority: r.priority,
-            attempts: r.attempts,
-            max_attempts: r.max_attempts,
-            run_at: r.run_at,
-            lease_ms: r.lease_ms,
-            lease_until: r.lease_until,
-            lease_owner: r.lease_owner,
-            unique_key: r.unique_key,
-            payload: r.payload,
-            payload_len: r.payload_len,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            last_error: r.last_error,
-        }
-    }
-}
+use crate::store::{JobFilter, JobInfo};
 
 impl Queue {
-    /// A fresh read connection. Use it under `crate::fork::quiet()`, taken
-    /// after this returns (guards must not nest).
-    fn admin_conn(&self) -> Result<store::Conn> {
-        self.inner.check_open()?;
-        store::connect(&self.inner.path, &self.inner.config)
-    }
-
     /// Jobs matching `filter`, in id order, with their state at this moment.
     pub fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobInfo>> {
+        self.inner.check_open()?;
         if let Some(queue) = &filter.queue {
             check_queue_name(queue)?;
         }
-        let conn = self.admin_conn()?;
-        let _quiet = crate::fork::quiet();
-        let query = ListQuery {
-            queue: filter.queue.as_deref(),
-            state: filter.state.map(JobState::to_store),
-            after_id: filter.after_id,
-            limit: filter.limit,
-            payload_max: filter.payload_max,
-        };
-        let rows = sql::list(&conn, &query, self.inner.clock.now_ms())?;
-        Ok(rows.into_iter().map(JobInfo::from).collect())
+        self.inner.store.list(filter)
     }
 
     /// Everything about job `id`; `Error::NotFound` if there is no such job
     /// (never stored, or acked, cancelled or purged).
     pub fn job(&self, id: u64) -> Result<JobInfo> {
-        let conn = self.admin_conn()?;
-        let _quiet = crate::fork::quiet();
-        sql::get(&conn, id, self.inner.clock.now_ms())?.map(JobInfo::from).ok_or(Error::NotFound(id))
+        self.inner.check_open()?;
+        self.inner.store.job(id)?.ok_or(Error::NotFound(id))
     }
 
     /// Deletes the dead jobs of `queue`; returns how many.
     pub fn purge_dead(&self, queue: &str) -> Result<u64> {
         self.inner.check_open()?;
         check_queue_name(queue)?;
-        let queue = queue.to_owned();
-        self.inner.writer.submit(true, false, move |conn, now| sql::purge_dead(conn, &queue, now))
+        self.inner.store.purge_dead(queue)
     }
 
-    /// The largest job id given out so far (0 for a new file). Ids are never
+    /// The largest job id given out so far (0 for a new store). Ids are never
     /// reused, so its growth over time counts the puts of all queues.
     pub fn last_job_id(&self) -> Result<u64> {
-        let conn = self.admin_conn()?;
-        let _quiet = crate::fork::quiet();
-        sql::last_job_id(&conn)
+        self.inner.check_open()?;
+        self.inner.store.last_job_id()
     }
 
-    /// Shrinks the file: checkpoints the WAL into it, rebuilds it without
-    /// free pages (VACUUM) and truncates the WAL. Waits up to the file's
-    /// `busy_timeout_ms` for other writers; `Busy` if they keep the lock.
-    /// VACUUM briefly needs about the file's size again in free disk space.
+    /// Shrinks the store: gives the space of deleted jobs back (a file is
+    /// rebuilt without free pages, and its log emptied; this waits up to
+    /// `busy_timeout_ms` for other writers, `Busy` if they keep the lock, and
+    /// briefly needs about the file's size again in free disk space).
     pub fn compact(&self) -> Result<()> {
-        let conn = self.admin_conn()?;
-        let _quiet = crate::fork::quiet();
-        // A reader of another process holding an old snapshot may keep part
-        // of the WAL alive; the file is compacted either way, and the WAL is
-        // reused from its start once that reader finishes.
-        sql::compact(&conn)?;
-        Ok(())
+        self.inner.check_open()?;
+        self.inner.store.compact()
     }
 }
 
@@ -214,7 +55,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Config, ManualClock, PutOptions};
+    use crate::{Config, JobState, ManualClock, PutOptions};
 
     const T0: i64 = 1_700_000_000_000;
 

@@ -15,6 +15,17 @@ pub enum Durability {
     Normal,
 }
 
+/// How a PostgreSQL store hears of other clients' commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wakeups {
+    /// LISTEN/NOTIFY on a connection of its own (the default).
+    Listen,
+    /// Poll only: for poolers that cannot keep a LISTEN session (PgBouncer
+    /// in transaction mode). Waiting reserves look again every few ms.
+    Poll,
+}
+
 /// Settings of an open queue file. `Config::default()` has the documented defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,8 +43,13 @@ pub struct Config {
     /// How long to wait for another process's write lock.
     pub busy_timeout_ms: u64,
     pub max_payload_bytes: u64,
-    /// Permission bits of a newly created queue file (existing files keep theirs).
+    /// Permission bits of a newly created queue file (existing files keep
+    /// theirs). SQLite only.
     pub file_mode: u32,
+    /// Connections per handle. PostgreSQL only.
+    pub pool_size: u32,
+    /// How waiting reserves hear of other clients' jobs. PostgreSQL only.
+    pub wakeups: Wakeups,
 }
 
 impl Default for Config {
@@ -48,6 +64,8 @@ impl Default for Config {
             busy_timeout_ms: 5_000,
             max_payload_bytes: 16 * 1024 * 1024,
             file_mode: 0o600,
+            pool_size: 4,
+            wakeups: Wakeups::Listen,
         }
     }
 }
@@ -107,6 +125,9 @@ impl Config {
                 "config: file_mode must be at most 0o777 (511), got {}",
                 self.file_mode
             )));
+        }
+        if self.pool_size == 0 || self.pool_size > 64 {
+            return Err(Error::invalid(format!("config: pool_size must be in 1..=64, got {}", self.pool_size)));
         }
         Ok(())
     }

@@ -20,14 +20,15 @@ pub enum Error {
     /// The database stayed locked past `busy_timeout_ms`, or workers still run.
     #[error("busy: {0}")]
     Busy(String),
-    /// The file cannot be created or written: permissions, missing directory, disk full.
+    /// The store cannot be reached or written: permissions, missing directory,
+    /// disk full; a database server that is down, unreachable or refuses us.
     #[error("I/O error: {0}")]
     Io(String),
-    /// The file is not a jobq database, or it is damaged.
+    /// The file or schema is not a jobq store, or it is damaged.
     #[error("corrupt or foreign file: {0}")]
     Corrupt(String),
-    /// The file was written by a newer, incompatible jobq.
-    #[error("the file has schema version {found}; this jobq supports up to {supported}")]
+    /// The store was written by a newer, incompatible jobq.
+    #[error("the store has schema version {found}; this jobq supports up to {supported}")]
     Version { found: i64, supported: i64 },
     /// The payload exceeds `max_payload_bytes`.
     #[error("payload of {len} bytes exceeds max_payload_bytes ({max})")]
@@ -45,41 +46,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArg(msg.into())
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ffi::ErrorCode as C;
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _) => {
-                let msg = e.to_string();
-                match f.code {
-                    C::DatabaseBusy | C::DatabaseLocked => {
-                        Error::Busy(format!("{msg} (another process held the lock past busy_timeout_ms)"))
-                    }
-                    C::DiskFull => Error::Io(format!("{msg} (disk or quota full)")),
-                    C::ReadOnly => Error::Io(format!("{msg} (file or directory is read-only)")),
-                    C::PermissionDenied | C::CannotOpen | C::SystemIoFailure | C::NoLargeFileSupport => Error::Io(msg),
-                    C::NotADatabase | C::DatabaseCorrupt => Error::Corrupt(msg),
-                    // jobq never writes a NULL into a NOT NULL column: a row
-                    // that makes a statement do so was damaged on disk.
-                    C::ConstraintViolation if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => {
-                        Error::Corrupt(format!("{msg} (a damaged row)"))
-                    }
-                    C::TooBig => Error::TooBig { len: 0, max: 0 },
-                    _ => Error::Internal(msg),
-                }
-            }
-            // A column holding a value of the wrong type: jobq wrote every
-            // row with the right types, so the file was damaged.
-            rusqlite::Error::InvalidColumnType(..)
-            | rusqlite::Error::FromSqlConversionFailure(..)
-            | rusqlite::Error::IntegralValueOutOfRange(..) => {
-                Error::Corrupt(format!("{e} (a damaged row: the file is corrupt)"))
-            }
-            _ => Error::Internal(e.to_string()),
-        }
     }
 }
 

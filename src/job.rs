@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use crate::backoff::retry_delay_ms;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::queue::{Inner, MAX_DELAY_MS};
-use crate::store::{self, Delivery, Finish};
+use crate::limits::MAX_DELAY_MS;
+use crate::store::{Delivery, Finish};
 
 /// One delivered job. May move between threads; finish it from one at a time.
 pub struct Job {
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     queue: Arc<str>,
     id: u64,
     attempt: u32,
@@ -34,7 +35,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn new(inner: Arc<Inner>, queue: Arc<str>, d: Delivery) -> Job {
+    pub(crate) fn new(inner: Arc<Context>, queue: Arc<str>, d: Delivery) -> Job {
         Job {
             inner,
             queue,
@@ -71,12 +72,12 @@ impl Job {
 
     /// Done: the job is removed.
     pub fn ack(&self) -> Result<()> {
-        self.apply(Finish::Ack, false, true)
+        self.apply(Finish::Ack, true)
     }
 
     /// Retry after the backoff delay, or dead if this was the last allowed attempt.
     pub fn fail(&self, reason: Option<&str>) -> Result<()> {
-        self.apply(self.fail_op(reason), true, true)
+        self.apply(self.fail_op(reason), true)
     }
 
     /// The store operation of `fail` (its delay follows this delivery's attempt).
@@ -91,7 +92,7 @@ impl Job {
         if delay_ms > MAX_DELAY_MS {
             return Err(Error::invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
         }
-        self.apply(Finish::Release { delay_ms }, true, true)
+        self.apply(Finish::Release { delay_ms }, true)
     }
 
     /// Extends the lease to now + `lease_ms` (0 = the job's lease_ms).
@@ -99,27 +100,23 @@ impl Job {
         if lease_ms > MAX_DELAY_MS {
             return Err(Error::invalid(format!("lease_ms must be at most {MAX_DELAY_MS}")));
         }
-        self.apply(Finish::Touch { lease_ms }, false, false)
+        self.apply(Finish::Touch { lease_ms }, false)
     }
 
     /// Dead now, with `reason` as its last error.
     pub fn bury(&self, reason: Option<&str>) -> Result<()> {
-        self.apply(Finish::Bury { reason: reason.map(str::to_owned) }, false, true)
+        self.apply(Finish::Bury { reason: reason.map(str::to_owned) }, true)
     }
 
-    /// `wakes`: whether the outcome can make a job ready (or change when).
-    /// `ends`: whether it ends this delivery (all but touch).
     /// Stores an outcome chosen by a worker (all of them end the delivery).
-    pub(crate) fn finish(&self, finish: Finish, wakes: bool) -> Result<()> {
-        self.apply(finish, wakes, true)
+    pub(crate) fn finish(&self, finish: Finish) -> Result<()> {
+        self.apply(finish, true)
     }
 
-    fn apply(&self, finish: Finish, wakes: bool, ends: bool) -> Result<()> {
+    /// `ends`: whether the operation ends this delivery (all but touch).
+    fn apply(&self, finish: Finish, ends: bool) -> Result<()> {
         let (id, token) = self.begin_finish()?;
-        // No finish needs an fsync before it returns: if a power loss undoes
-        // one, the job is delivered again (at-least-once), never lost.
-        let current =
-            self.inner.writer.submit(false, wakes, move |conn, now| store::finish(conn, id, token, &finish, now))?;
+        let current = self.inner.store.finish(id, token, finish)?;
         self.end_finish(current, ends)
     }
 

@@ -1,7 +1,7 @@
 //! Wakeups for waiting reserves. A generation counter that writers bump and
-//! waiters watch: in-process puts bump it directly after their commit; a
-//! watcher thread bumps it when `PRAGMA data_version` shows that another
-//! process committed. The watcher runs only while someone waits.
+//! waiters watch: in-process puts bump it directly after their commit; the
+//! backend bumps it when it sees that another process committed (SQLite: a
+//! watcher thread that runs only while someone waits; PostgreSQL: LISTEN).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, PoisonError};

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::queue::{check_queue_name, Queue};
+use crate::queue::{check_queue_name, PoolRound, Queue};
 use crate::store::Finish;
 
 /// What a handler decided about its job.
@@ -76,7 +76,7 @@ struct Ahead {
 }
 
 /// A handler's outcome on its way to the feeder's next transaction.
-type PendingOutcome = (Arc<Job>, Finish, bool);
+type PendingOutcome = (Arc<Job>, Finish);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Feeder {
@@ -308,10 +308,10 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| (s.handler)(&job))).unwrap_or(Outcome::Retry);
     let took = started.elapsed();
-    let (finish, wakes) = match outcome {
-        Outcome::Done => (Finish::Ack, false),
-        Outcome::Retry => (job.fail_op(Some("the handler asked for a retry")), true),
-        Outcome::Bury => (Finish::Bury { reason: Some("the handler buried the job".into()) }, false),
+    let finish = match outcome {
+        Outcome::Done => Finish::Ack,
+        Outcome::Retry => job.fail_op(Some("the handler asked for a retry")),
+        Outcome::Bury => Finish::Bury { reason: Some("the handler buried the job".into()) },
     };
     let mut st = lock(&s.st);
     st.running[slot] = None;
@@ -323,14 +323,14 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
         Some(avg) => (avg * 7 + took) / 8,
     });
     if st.feeder == Feeder::Active {
-        st.outcomes.push((job, finish, wakes));
+        st.outcomes.push((job, finish));
         s.feeder_cv.notify_one();
     } else {
         // Nobody else would store it soon: do it here. A failure (the lease
         // was lost, the queue closed) leaves the job to be delivered again:
         // at-least-once.
         drop(st);
-        let _ = job.finish(finish, wakes);
+        let _ = job.finish(finish);
         st = lock(&s.st);
     }
     st.handlers -= 1;
@@ -359,17 +359,7 @@ fn feed(s: &Shared) {
     loop {
         let stopping = s.stop.load(SeqCst);
         let now = Instant::now();
-        let mut due = Vec::new();
-        let mut next_touch: Option<Instant> = None;
-        if st.renewing {
-            for r in st.running.iter_mut().flatten() {
-                if r.next_touch <= now {
-                    r.next_touch = now + renew_period(&r.job);
-                    due.push(r.job.clone());
-                }
-                next_touch = Some(next_touch.map_or(r.next_touch, |t| t.min(r.next_touch)));
-            }
-        }
+        let (due, next_touch) = renewals_due(&mut st, now);
         let outcomes = std::mem::take(&mut st.outcomes);
         let want = if stopping {
             0
@@ -379,14 +369,7 @@ fn feed(s: &Shared) {
         };
         if outcomes.is_empty() && due.is_empty() && want == 0 {
             if stopping && (st.handlers == 0 || !st.renewing) {
-                // The last outcomes are stored: give back what was leased ahead.
-                st.feeder = Feeder::Exited;
-                let ahead: Vec<Ahead> = st.ready.drain(..).collect();
-                drop(st);
-                for a in ahead {
-                    let _ = a.job.release(0);
-                }
-                exited(s, 1);
+                feeder_exit(s, st);
                 return;
             }
             st.feeder_wakes_at = next_touch;
@@ -414,27 +397,7 @@ fn feed(s: &Shared) {
         match s.queue.pool_round(&s.name, &outcomes, want) {
             Ok(round) => {
                 error_pause = Duration::from_millis(5);
-                let got = round.jobs.len();
-                st = lock(&s.st);
-                let leased = Instant::now();
-                st.ready.extend(round.jobs.into_iter().map(|job| Ahead { job, leased }));
-                if got > 0 {
-                    s.handlers_cv.notify_all();
-                }
-                if got < want && !s.stop.load(SeqCst) && st.outcomes.is_empty() {
-                    // The queue has no more ready jobs: wait for some. Handlers
-                    // that finish meanwhile store their own outcomes. Wake up
-                    // in time to renew running jobs, and jobs leased ahead
-                    // (one that starts meanwhile is due from when it was leased).
-                    st.feeder = Feeder::WaitingForJobs;
-                    let running = st.running.iter().flatten().map(|r| r.next_touch);
-                    let ahead = st.ready.iter().map(|a| a.leased + renew_period(&a.job));
-                    let until = running.chain(ahead).min();
-                    drop(st);
-                    s.queue.wait_for_jobs(seen, round.next_due, round.others_hold, until, Some(&s.stop));
-                    st = lock(&s.st);
-                    st.feeder = Feeder::Active;
-                }
+                st = take_round(s, round, want, seen);
             }
             Err(_) if s.stop.load(SeqCst) => {
                 // Stopping, and the outcomes cannot be stored: their jobs
@@ -442,8 +405,9 @@ fn feed(s: &Shared) {
                 st = lock(&s.st);
             }
             Err(_) => {
-                // A transient failure (a lock held too long, a full disk):
-                // keep the outcomes for the next try, pause without spinning.
+                // A transient failure (a lock held too long, a full disk, a
+                // lost server): keep the outcomes for the next try, pause
+                // without spinning.
                 st = lock(&s.st);
                 let mut kept = outcomes;
                 kept.append(&mut st.outcomes);
@@ -455,4 +419,60 @@ fn feed(s: &Shared) {
             }
         }
     }
+}
+
+/// The running jobs whose lease is due for renewal at `now` (their next
+/// renewal time moved on), and the earliest next renewal of all.
+fn renewals_due(st: &mut State, now: Instant) -> (Vec<Arc<Job>>, Option<Instant>) {
+    let mut due = Vec::new();
+    let mut next_touch: Option<Instant> = None;
+    if st.renewing {
+        for r in st.running.iter_mut().flatten() {
+            if r.next_touch <= now {
+                r.next_touch = now + renew_period(&r.job);
+                due.push(r.job.clone());
+            }
+            next_touch = Some(next_touch.map_or(r.next_touch, |t| t.min(r.next_touch)));
+        }
+    }
+    (due, next_touch)
+}
+
+/// The last outcomes are stored: give back what was leased ahead, and go.
+fn feeder_exit(s: &Shared, mut st: MutexGuard<'_, State>) {
+    st.feeder = Feeder::Exited;
+    let ahead: Vec<Ahead> = st.ready.drain(..).collect();
+    drop(st);
+    for a in ahead {
+        let _ = a.job.release(0);
+    }
+    exited(s, 1);
+}
+
+/// Hands the jobs of a pool round to the handlers; when the queue had fewer
+/// ready than wanted, waits for more (notifier generation `seen` before the
+/// round). Returns with the state locked.
+fn take_round<'a>(s: &'a Shared, round: PoolRound, want: usize, seen: u64) -> MutexGuard<'a, State> {
+    let got = round.jobs.len();
+    let mut st = lock(&s.st);
+    let leased = Instant::now();
+    st.ready.extend(round.jobs.into_iter().map(|job| Ahead { job, leased }));
+    if got > 0 {
+        s.handlers_cv.notify_all();
+    }
+    if got < want && !s.stop.load(SeqCst) && st.outcomes.is_empty() {
+        // The queue has no more ready jobs: wait for some. Handlers that
+        // finish meanwhile store their own outcomes. Wake up in time to
+        // renew running jobs, and jobs leased ahead (one that starts
+        // meanwhile is due from when it was leased).
+        st.feeder = Feeder::WaitingForJobs;
+        let running = st.running.iter().flatten().map(|r| r.next_touch);
+        let ahead = st.ready.iter().map(|a| a.leased + renew_period(&a.job));
+        let until = running.chain(ahead).min();
+        drop(st);
+        s.queue.wait_for_jobs(seen, round.next_due, round.recheck_ms, until, Some(&s.stop));
+        st = lock(&s.st);
+        st.feeder = Feeder::Active;
+    }
+    st
 }

@@ -233,8 +233,12 @@ impl Command {
     }
 }
 
-/// Opens an existing queue file; only `put` may create one.
+/// Opens an existing queue file; only `put` may create one. (A PostgreSQL
+/// URL is opened as given: its schema is created on first open.)
 fn open_existing(path: &Path) -> Result<Queue, Failure> {
+    if is_url(path) {
+        return Ok(Queue::open(path, Config::default())?);
+    }
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Failure::Other("no such queue file (only `jobq put` creates one)".into()))
@@ -253,22 +257,8 @@ fn open_existing(path: &Path) -> Result<Queue, Failure> {
 fn run(command: Command) -> Outcome {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Stats { file, json, prometheus } => {
-            let q = open_existing(&file.path)?;
-            let stats = q.stats()?;
-            if json {
-                let text = serde_json::to_string(&stats).map_err(|e| Failure::Other(e.to_string()))?;
-                writeln!(out, "{text}")?;
-            } else if prometheus {
-                let created = q.last_job_id()?;
-                out.write_all(prometheus_text(&stats, created).as_bytes())?;
-            } else {
-                out.write_all(stats_table(&stats, None).as_bytes())?;
-            }
-            q.close()?;
-        }
+        Command::Stats { file, json, prometheus } => stats(&file.path, json, prometheus, &mut out)?,
         Command::List { file, queue, state, limit, after, utc } => {
-            let q = open_existing(&file.path)?;
             let filter = JobFilter {
                 queue,
                 state: state.map(JobState::from),
@@ -276,12 +266,11 @@ fn run(command: Command) -> Outcome {
                 limit: Some(limit),
                 payload_max: Some(PREVIEW_BYTES),
             };
-            let jobs = q.list_jobs(&filter)?;
-            out.write_all(jobs_table(&jobs, now_ms(), utc).as_bytes())?;
-            q.close()?;
+            with_queue(&file.path, |q| {
+                Ok(out.write_all(jobs_table(&q.list_jobs(&filter)?, now_ms(), utc).as_bytes())?)
+            })?;
         }
-        Command::Show { file, id, json } => {
-            let q = open_existing(&file.path)?;
+        Command::Show { file, id, json } => with_queue(&file.path, |q| {
             let job = q.job(id)?;
             if json {
                 let text = serde_json::to_string_pretty(&job).map_err(|e| Failure::Other(e.to_string()))?;
@@ -289,67 +278,106 @@ fn run(command: Command) -> Outcome {
             } else {
                 out.write_all(job_text(&job, now_ms()).as_bytes())?;
             }
-            q.close()?;
-        }
+            Ok(())
+        })?,
         Command::Put { file, queue, payload, priority, delay_ms, unique_key, max_attempts } => {
-            let payload = match payload {
-                Some(p) if p != "-" => p.into_bytes(),
-                _ => {
-                    let mut buf = Vec::new();
-                    std::io::stdin().lock().read_to_end(&mut buf).map_err(|e| Failure::Other(format!("stdin: {e}")))?;
-                    buf
-                }
-            };
-            let q = Queue::open(&file.path, Config::default())?;
-            let opts = PutOptions { priority, delay_ms, max_attempts, lease_ms: None, unique_key: unique_key.clone() };
-            match q.put(&queue, &payload, &opts)? {
-                Put::Stored(id) => writeln!(out, "{id}")?,
-                Put::Duplicate(id) => {
-                    writeln!(out, "{id}")?;
-                    eprintln!(
-                        "jobq: duplicate: job {id} of queue {} already holds unique key {}; nothing stored",
-                        escape(queue.as_bytes(), usize::MAX),
-                        escape(unique_key.unwrap_or_default().as_bytes(), usize::MAX),
-                    );
-                }
-            }
-            q.close()?;
+            let opts = PutOptions { priority, delay_ms, max_attempts, lease_ms: None, unique_key };
+            put(&file.path, &queue, payload, &opts, &mut out)?
         }
-        Command::Kick { file, queue, max } => {
-            let q = open_existing(&file.path)?;
+        Command::Kick { file, queue, max } => with_queue(&file.path, |q| {
             let kicked = q.kick(&queue, max.unwrap_or(u64::MAX))?;
             writeln!(out, "kicked {kicked} dead job{} of queue {}", plural(kicked), escape(queue.as_bytes(), 80))?;
-            q.close()?;
-        }
-        Command::Cancel { file, id } => {
-            let q = open_existing(&file.path)?;
+            Ok(())
+        })?,
+        Command::Cancel { file, id } => with_queue(&file.path, |q| {
             q.cancel(id)?;
-            writeln!(out, "cancelled job {id}")?;
-            q.close()?;
-        }
-        Command::Purge { file, queue, .. } => {
-            let q = open_existing(&file.path)?;
+            Ok(writeln!(out, "cancelled job {id}")?)
+        })?,
+        Command::Purge { file, queue, .. } => with_queue(&file.path, |q| {
             let purged = q.purge_dead(&queue)?;
             writeln!(out, "purged {purged} dead job{} of queue {}", plural(purged), escape(queue.as_bytes(), 80))?;
-            q.close()?;
-        }
+            Ok(())
+        })?,
         Command::Watch { file, interval_ms, count } => {
-            let q = open_existing(&file.path)?;
-            watch(&q, &file.path, Duration::from_millis(interval_ms), count, &mut out)?;
-            q.close()?;
+            with_queue(&file.path, |q| watch(q, &file.path, Duration::from_millis(interval_ms), count, &mut out))?
         }
-        Command::Compact { file } => {
-            let q = open_existing(&file.path)?;
-            let before = Sizes::of(&file.path);
-            q.compact()?;
-            let after = Sizes::of(&file.path);
-            writeln!(out, "before: {before}")?;
-            writeln!(out, "after:  {after}")?;
-            q.close()?;
-        }
+        Command::Compact { file } => with_queue(&file.path, |q| compact(q, &file.path, &mut out))?,
     }
     out.flush()?;
     Ok(())
+}
+
+/// Runs `f` on the existing store at `path`, then closes it.
+fn with_queue(path: &Path, f: impl FnOnce(&Queue) -> Outcome) -> Outcome {
+    let q = open_existing(path)?;
+    let result = f(&q);
+    q.close()?;
+    result
+}
+
+fn stats(path: &Path, json: bool, prometheus: bool, out: &mut impl Write) -> Outcome {
+    with_queue(path, |q| {
+        let stats = q.stats()?;
+        if json {
+            let text = serde_json::to_string(&stats).map_err(|e| Failure::Other(e.to_string()))?;
+            writeln!(out, "{text}")?;
+        } else if prometheus {
+            let created = q.last_job_id()?;
+            out.write_all(prometheus_text(&stats, created).as_bytes())?;
+        } else {
+            out.write_all(stats_table(&stats, None).as_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+/// `jobq put`: the payload from the argument or stdin ("-" or none).
+fn put(path: &Path, queue: &str, payload: Option<String>, opts: &PutOptions, out: &mut impl Write) -> Outcome {
+    let payload = match payload {
+        Some(p) if p != "-" => p.into_bytes(),
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut buf).map_err(|e| Failure::Other(format!("stdin: {e}")))?;
+            buf
+        }
+    };
+    let q = Queue::open(path, Config::default())?;
+    let result = (|| {
+        match q.put(queue, &payload, opts)? {
+            Put::Stored(id) => writeln!(out, "{id}")?,
+            Put::Duplicate(id) => {
+                writeln!(out, "{id}")?;
+                eprintln!(
+                    "jobq: duplicate: job {id} of queue {} already holds unique key {}; nothing stored",
+                    escape(queue.as_bytes(), usize::MAX),
+                    escape(opts.unique_key.as_deref().unwrap_or_default().as_bytes(), usize::MAX),
+                );
+            }
+        }
+        Ok(())
+    })();
+    q.close()?;
+    result
+}
+
+/// `jobq compact`: a file's sizes before and after; a database just says done.
+fn compact(q: &Queue, path: &Path, out: &mut impl Write) -> Outcome {
+    if is_url(path) {
+        q.compact()?;
+        writeln!(out, "compacted (VACUUM of the store's tables)")?;
+        return Ok(());
+    }
+    let before = Sizes::of(path);
+    q.compact()?;
+    let after = Sizes::of(path);
+    writeln!(out, "before: {before}")?;
+    writeln!(out, "after:  {after}")?;
+    Ok(())
+}
+
+/// Whether `path` is a PostgreSQL URL rather than a file.
+fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.starts_with("postgresql://") || p.starts_with("postgres://"))
 }
 
 fn plural(n: u64) -> &'static str {

@@ -16,7 +16,8 @@ use super::jobq_status::{self, *};
 use super::{boundary, boundary_or, c_str, c_str_opt};
 use crate::config::Config;
 use crate::error::Error;
-use crate::queue::{Put, PutOptions, Queue};
+use crate::queue::{PutOptions, Queue};
+use crate::store::Put;
 
 /// An open queue file. Safe to share between threads.
 pub struct jobq {

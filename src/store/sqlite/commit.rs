@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 
-use crate::checkpoint::Checkpointer;
+use super::checkpoint::Checkpointer;
+use super::sql::Conn;
+use super::sync::{Syncer, Ticket};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
-use crate::store::Conn;
-use crate::sync::{Syncer, Ticket};
 
 /// Called once the request's transaction committed (`Ok(commit number)`,
 /// 0 when no sync is needed) or failed.
@@ -358,7 +358,7 @@ impl Shared {
         &self,
         wc: &mut WriteConn,
         batch: Vec<Request>,
-        mut inline: Option<Inline<'_>>,
+        inline: Option<Inline<'_>>,
     ) -> std::result::Result<u64, Error> {
         // The caller holds a quiet section (fork.rs) for all of this.
         let conn: &Connection = &wc.conn;
@@ -373,27 +373,57 @@ impl Shared {
         // to busy_timeout_ms for another process, and leases and delays
         // must count from when the batch really runs.
         let now = self.ctx.clock.now_ms();
-        let mut wakes = false;
-        let mut durable = false;
+        let mut run = self.run_batch(conn, now, batch, inline);
+        let outcome = if run.rolled_back {
+            Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
+        } else {
+            self.commit(conn, run.durable)
+        };
+        // These requests are no longer on their way: a flush need not wait for them.
+        drop(std::mem::take(&mut run.tickets));
+        for (done, needs_sync) in run.dones {
+            match &outcome {
+                Ok(seq) => done(Ok(if needs_sync { *seq } else { 0 })),
+                Err(e) => done(Err(e)),
+            }
+        }
+        self.requeue(run.rest, &outcome);
+        if outcome.is_ok() {
+            if run.wakes {
+                self.ctx.notifier.bump();
+            }
+            self.ctx.checkpointer.note_commit();
+        }
+        outcome
+    }
+
+    /// Runs `inline`, then `batch`, then late joiners (requests queued
+    /// meanwhile) inside the open transaction, until one fails in a way that
+    /// rolled the transaction back or MAX_BATCH ran.
+    fn run_batch(&self, conn: &Connection, now: i64, batch: Vec<Request>, mut inline: Option<Inline<'_>>) -> Ran {
+        let mut ran = Ran {
+            dones: Vec::with_capacity(batch.len()),
+            tickets: Vec::new(),
+            rest: std::collections::VecDeque::from(batch),
+            wakes: false,
+            durable: false,
+            rolled_back: false,
+        };
         // A failure such as a full disk makes SQLite roll back the whole
         // transaction: nothing of this batch was stored.
-        let mut rolled_back = false;
         if let Some(i) = inline.as_mut() {
             let failed = catch_unwind(AssertUnwindSafe(|| (i.run)(conn, now))).unwrap_or(true);
-            wakes |= i.wakes && !failed;
-            durable |= i.durable;
-            rolled_back = failed && conn.is_autocommit();
+            ran.wakes |= i.wakes && !failed;
+            ran.durable |= i.durable;
+            ran.rolled_back = failed && conn.is_autocommit();
         }
-        let mut dones: Vec<(Done, bool)> = Vec::with_capacity(batch.len());
-        let mut tickets: Vec<Ticket> = Vec::new();
-        let mut rest = std::collections::VecDeque::from(batch);
         let mut stop_seen = false;
-        while !rolled_back {
-            let Some(r) = rest.pop_front() else {
+        while !ran.rolled_back {
+            let Some(r) = ran.rest.pop_front() else {
                 // Late joiners: requests queued while this transaction ran
                 // ride along before COMMIT, instead of waiting for a
                 // transaction of their own.
-                if stop_seen || dones.len() >= MAX_BATCH {
+                if stop_seen || ran.dones.len() >= MAX_BATCH {
                     break;
                 }
                 let mut more = Vec::new();
@@ -401,19 +431,19 @@ impl Shared {
                 if more.is_empty() {
                     break;
                 }
-                rest.extend(more);
+                ran.rest.extend(more);
                 continue;
             };
-            tickets.extend(r.ticket);
+            ran.tickets.extend(r.ticket);
             let (done, failed) = match catch_unwind(AssertUnwindSafe(|| (r.work)(Some((conn, now))))) {
                 Ok(x) => x,
                 // The request's reply channel was dropped with it: its caller gets an error.
                 Err(_) => (Box::new(|_: std::result::Result<u64, &Error>| {}) as Done, true),
             };
-            dones.push((done, r.durable));
-            wakes |= r.wakes && !failed;
-            durable |= r.durable;
-            rolled_back = failed && conn.is_autocommit();
+            ran.dones.push((done, r.durable));
+            ran.wakes |= r.wakes && !failed;
+            ran.durable |= r.durable;
+            ran.rolled_back = failed && conn.is_autocommit();
         }
         if stop_seen {
             // A Stop taken from the queue belongs to the writer thread. If the
@@ -421,49 +451,51 @@ impl Shared {
             // stop_requested after them.
             let _ = self.tx.try_send(Msg::Stop);
         }
-        let outcome = if rolled_back {
-            Err(Error::Io("the transaction was rolled back (disk full or I/O error); nothing was stored".into()))
-        } else {
-            match conn.prepare_cached("COMMIT").and_then(|mut st| st.execute([])) {
-                Ok(_) => Ok(match &self.ctx.syncer {
-                    Some(syncer) if durable => syncer.committed(),
-                    _ => 0,
-                }),
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Err(Error::from(e))
-                }
-            }
-        };
-        // These requests are no longer on their way: a flush need not wait for them.
-        drop(tickets);
-        for (done, needs_sync) in dones {
-            match &outcome {
-                Ok(seq) => done(Ok(if needs_sync { *seq } else { 0 })),
-                Err(e) => done(Err(e)),
+        ran
+    }
+
+    /// COMMITs; the commit's number for the group fsync when it held a
+    /// durable request (else 0).
+    fn commit(&self, conn: &Connection, durable: bool) -> std::result::Result<u64, Error> {
+        match conn.prepare_cached("COMMIT").and_then(|mut st| st.execute([])) {
+            Ok(_) => Ok(match &self.ctx.syncer {
+                Some(syncer) if durable => syncer.committed(),
+                _ => 0,
+            }),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(Error::from(e))
             }
         }
-        // Requests not run because the transaction failed midway go back in
-        // line (never blocking: this may be the writer thread itself); if the
-        // line is full, they hear the failure.
+    }
+
+    /// Requests not run because the transaction failed midway go back in
+    /// line (never blocking: this may be the writer thread itself); if the
+    /// line is full, they hear the failure.
+    fn requeue(&self, rest: std::collections::VecDeque<Request>, outcome: &std::result::Result<u64, Error>) {
         for r in rest {
             if self.stopped.load(SeqCst) {
                 break;
             }
             if let Err(crossbeam_channel::TrySendError::Full(Msg::Request(r))) = self.tx.try_send(Msg::Request(r)) {
                 let (done, _) = (r.work)(None);
-                match &outcome {
+                match outcome {
                     Err(e) => done(Err(e)),
                     Ok(_) => done(Err(&Error::Internal("the transaction was rolled back".into()))),
                 }
             }
         }
-        if outcome.is_ok() {
-            if wakes {
-                self.ctx.notifier.bump();
-            }
-            self.ctx.checkpointer.note_commit();
-        }
-        outcome
     }
+}
+
+/// What `run_batch` ran inside one transaction.
+struct Ran {
+    /// Each run request's answer-to-be, and whether it needs the sync.
+    dones: Vec<(Done, bool)>,
+    tickets: Vec<Ticket>,
+    /// Requests not run (the transaction failed before them).
+    rest: std::collections::VecDeque<Request>,
+    wakes: bool,
+    durable: bool,
+    rolled_back: bool,
 }

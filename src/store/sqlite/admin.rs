@@ -1,5 +1,5 @@
-//! SQL of the admin and inspection API (`crate::admin`): listing and showing
-//! jobs with the state the contract gives them, purging dead jobs, and
+//! SQL of the admin and inspection operations: listing and showing jobs
+//! with the state the contract gives them, purging dead jobs, and
 //! compacting the file.
 //!
 //! A row's state as the caller sees it is computed from the stored state and
@@ -11,9 +11,10 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::error::Result;
+use crate::store::{JobFilter, JobInfo, JobState};
 
 /// The effective state, as the stats count it (`?1` is now). Answers 0
-/// ready, 1 scheduled, 2 reserved, 3 dead (see `EffectiveState`).
+/// ready, 1 scheduled, 2 reserved, 3 dead (see `state_from_code`).
 const EFFECTIVE_STATE: &str = "CASE
     WHEN state = 0 OR (state = 3 AND run_at <= ?1)
         OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts) THEN 0
@@ -22,70 +23,25 @@ const EFFECTIVE_STATE: &str = "CASE
     ELSE 3 END";
 
 // One condition per effective state (`?1` is now), shared with the stats
-// (store::counts) so that a listing and the counts can never disagree.
-use super::{IS_DEAD, IS_READY, IS_RESERVED, IS_SCHEDULED};
+// (sql::counts) so that a listing and the counts can never disagree.
+use super::sql::{IS_DEAD, IS_READY, IS_RESERVED, IS_SCHEDULED};
 
-/// A job's state as callers see it at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EffectiveState {
-    Ready,
-    Scheduled,
-    Reserved,
-    Dead,
-}
-
-impl EffectiveState {
-    fn condition(self) -> &'static str {
-        match self {
-            EffectiveState::Ready => IS_READY,
-            EffectiveState::Scheduled => IS_SCHEDULED,
-            EffectiveState::Reserved => IS_RESERVED,
-            EffectiveState::Dead => IS_DEAD,
-        }
-    }
-
-    fn from_code(code: i64) -> EffectiveState {
-        match code {
-            0 => EffectiveState::Ready,
-            1 => EffectiveState::Scheduled,
-            2 => EffectiveState::Reserved,
-            _ => EffectiveState::Dead,
-        }
+fn condition(state: JobState) -> &'static str {
+    match state {
+        JobState::Ready => IS_READY,
+        JobState::Scheduled => IS_SCHEDULED,
+        JobState::Reserved => IS_RESERVED,
+        JobState::Dead => IS_DEAD,
     }
 }
 
-/// One job row as stored, with its effective state. The payload may be cut
-/// to a prefix (`payload_len` is always the full length).
-#[derive(Debug, Clone)]
-pub(crate) struct JobRow {
-    pub id: u64,
-    pub queue: String,
-    pub state: EffectiveState,
-    pub priority: i32,
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub run_at: i64,
-    pub lease_ms: u64,
-    pub lease_until: Option<i64>,
-    pub lease_owner: Option<String>,
-    pub unique_key: Option<String>,
-    pub payload: Vec<u8>,
-    pub payload_len: u64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_error: Option<String>,
-}
-
-/// Which jobs `list` returns.
-pub(crate) struct ListQuery<'a> {
-    pub queue: Option<&'a str>,
-    pub state: Option<EffectiveState>,
-    /// Jobs with a larger id only (paging).
-    pub after_id: u64,
-    /// `None`: no limit.
-    pub limit: Option<u64>,
-    /// Longest payload prefix to read; `None`: the whole payload.
-    pub payload_max: Option<u64>,
+fn state_from_code(code: i64) -> JobState {
+    match code {
+        0 => JobState::Ready,
+        1 => JobState::Scheduled,
+        2 => JobState::Reserved,
+        _ => JobState::Dead,
+    }
 }
 
 fn select(payload_max: Option<u64>) -> String {
@@ -103,11 +59,11 @@ fn select(payload_max: Option<u64>) -> String {
     )
 }
 
-fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobInfo> {
+    Ok(JobInfo {
         id: r.get::<_, i64>(0)? as u64,
         queue: r.get(1)?,
-        state: EffectiveState::from_code(r.get(2)?),
+        state: state_from_code(r.get(2)?),
         priority: r.get(3)?,
         attempts: r.get::<_, i64>(4)? as u32,
         max_attempts: r.get::<_, i64>(5)? as u32,
@@ -126,17 +82,17 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 /// Jobs matching `q` at time `now`, in id order.
-pub(crate) fn list(conn: &Connection, q: &ListQuery<'_>, now: i64) -> Result<Vec<JobRow>> {
+pub(crate) fn list(conn: &Connection, q: &JobFilter, now: i64) -> Result<Vec<JobInfo>> {
     let mut sql = select(q.payload_max);
     let mut args: Vec<Value> = vec![Value::Integer(now), Value::Integer(q.after_id.min(i64::MAX as u64) as i64)];
     sql.push_str(" WHERE id > ?2");
-    if let Some(queue) = q.queue {
-        args.push(Value::Text(queue.to_owned()));
+    if let Some(queue) = &q.queue {
+        args.push(Value::Text(queue.clone()));
         sql.push_str(&format!(" AND queue = ?{}", args.len()));
     }
     if let Some(state) = q.state {
         sql.push_str(" AND ");
-        sql.push_str(state.condition());
+        sql.push_str(condition(state));
     }
     sql.push_str(" ORDER BY id");
     if let Some(limit) = q.limit {
@@ -149,7 +105,7 @@ pub(crate) fn list(conn: &Connection, q: &ListQuery<'_>, now: i64) -> Result<Vec
 }
 
 /// One job, whole, or `None`.
-pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobRow>> {
+pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobInfo>> {
     let sql = format!("{} WHERE id = ?2", select(None));
     let row = conn.prepare_cached(&sql)?.query_row(params![now, id.min(i64::MAX as u64) as i64], job_row).optional()?;
     Ok(row)

@@ -10,8 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::commit::TailCheckpoint;
-use crate::store::Conn;
+use super::sql::Conn;
 
 /// How often to checkpoint while commits are happening. Each checkpoint
 /// syncs the WAL and the database file, so this bounds that extra fsync load.
@@ -46,7 +45,9 @@ impl Checkpointer {
 
     /// The thread's loop: checkpoint at most every INTERVAL while commits
     /// happen (sooner after EARLY_COMMITS), sleep while idle.
-    pub(crate) fn run(&self, conn: Conn, tail: TailCheckpoint, closed: &AtomicBool) {
+    /// `tail` checkpoints the last frames with this process's writes held
+    /// back (the writer's `TailCheckpoint::run`).
+    pub(crate) fn run(&self, conn: Conn, tail: impl Fn(), closed: &AtomicBool) {
         let mut last = Instant::now();
         while !closed.load(SeqCst) {
             let pending = self.commits.load(SeqCst);
@@ -68,7 +69,7 @@ impl Checkpointer {
             }
             // The bulk was copied without blocking anyone; now the frames
             // committed meanwhile, with this process's writes held back.
-            tail.run();
+            tail();
             last = Instant::now();
         }
     }

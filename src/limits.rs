@@ -1,0 +1,9 @@
+//! The largest values accepted from callers, checked by the core before
+//! anything reaches the store.
+
+/// Longest accepted queue name, in bytes.
+pub const MAX_QUEUE_NAME: usize = 1024;
+/// Longest accepted unique key, in bytes.
+pub const MAX_UNIQUE_KEY: usize = 4096;
+/// Largest delay or lease accepted from a caller (~3 years), in ms.
+pub const MAX_DELAY_MS: u64 = 100_000_000_000;
