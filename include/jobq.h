@@ -294,11 +294,19 @@ void jobq_put_opts_init_sized(struct jobq_put_opts *opts, size_t size);
 void jobq_put_opts_init(struct jobq_put_opts *opts);
 
 /**
- * Opens (creating with mode 0600 if missing) the queue file at `path`.
- * `config_json`: NULL for defaults, or a JSON object (see the README for
- * keys); an unknown key is JOBQ_E_INVALID_ARG naming it. *out is written on
- * success only. The handle belongs to this process: after fork(), the
- * child must open its own.
+ * Opens (creating with mode 0600 if missing) the queue file at `path`, or,
+ * when `path` starts with `postgresql://` or `postgres://`, the queue store
+ * in that PostgreSQL database (`postgresql://[user[:password]@]host[:port]/db
+ * [?schema=NAME&...]`: the store is the jobq tables of schema NAME, default
+ * `jobq`, created on first open; other parameters go to the connection as
+ * libpq reads them). Every function means the same on both. Server
+ * unreachable, authentication failed, connection lost: JOBQ_E_IO; a schema
+ * holding tables that are not jobq's: JOBQ_E_CORRUPT; a newer store:
+ * JOBQ_E_VERSION. `config_json`: NULL for defaults, or a JSON object (see
+ * the README for keys); an unknown key, or a key of the other backend
+ * (`file_mode` is for files; `pool_size`, `wakeups` for PostgreSQL), is
+ * JOBQ_E_INVALID_ARG naming it. *out is written on success only. The
+ * handle belongs to this process: after fork(), the child must open its own.
  */
 enum jobq_status jobq_open(const char *path, const char *config_json, struct jobq **out);
 

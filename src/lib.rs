@@ -42,5 +42,5 @@ pub use config::{Config, Durability, Wakeups};
 pub use error::{Error, Result};
 pub use job::Job;
 pub use queue::{PutOptions, Queue, Stats, MAX_QUEUE_NAME};
-pub use store::{JobFilter, JobInfo, JobState, Put, QueueCounts};
+pub use store::{redacted as printable_path, JobFilter, JobInfo, JobState, Put, QueueCounts};
 pub use worker::{Handler, Outcome, Worker, WorkerOptions};

@@ -49,7 +49,8 @@ pub struct Queue {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("path", &self.inner.path).finish()
+        let path = store::redacted(&self.inner.path.to_string_lossy());
+        f.debug_struct("Queue").field("path", &path).finish()
     }
 }
 

@@ -203,7 +203,7 @@ fn main() -> ExitCode {
         Err(Failure::Job(e)) => (if matches!(e, Error::NotFound(_)) { 3 } else { 1 }, describe(&e, &path)),
         Err(Failure::Other(message)) => (1, message),
     };
-    eprintln!("jobq: {}: {message}", path.display());
+    eprintln!("jobq: {}: {message}", jobq::printable_path(&path.to_string_lossy()));
     ExitCode::from(code)
 }
 

@@ -1,6 +1,6 @@
-//! `jobq`: an open queue file (Rust: `Queue`). Thread-safe: share one handle
-//! between all threads of a process. Owned by the caller from `jobq_open`
-//! until `jobq_close`.
+//! `jobq`: an open queue store, a file or a PostgreSQL schema (Rust:
+//! `Queue`). Thread-safe: share one handle between all threads of a
+//! process. Owned by the caller from `jobq_open` until `jobq_close`.
 
 use std::collections::HashSet;
 use std::ffi::{c_char, c_void, CString};
@@ -151,11 +151,19 @@ pub(crate) fn bytes<'a>(data: *const c_void, len: usize, what: &str) -> Result<&
     Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
-/// Opens (creating with mode 0600 if missing) the queue file at `path`.
-/// `config_json`: NULL for defaults, or a JSON object (see the README for
-/// keys); an unknown key is JOBQ_E_INVALID_ARG naming it. *out is written on
-/// success only. The handle belongs to this process: after fork(), the
-/// child must open its own.
+/// Opens (creating with mode 0600 if missing) the queue file at `path`, or,
+/// when `path` starts with `postgresql://` or `postgres://`, the queue store
+/// in that PostgreSQL database (`postgresql://[user[:password]@]host[:port]/db
+/// [?schema=NAME&...]`: the store is the jobq tables of schema NAME, default
+/// `jobq`, created on first open; other parameters go to the connection as
+/// libpq reads them). Every function means the same on both. Server
+/// unreachable, authentication failed, connection lost: JOBQ_E_IO; a schema
+/// holding tables that are not jobq's: JOBQ_E_CORRUPT; a newer store:
+/// JOBQ_E_VERSION. `config_json`: NULL for defaults, or a JSON object (see
+/// the README for keys); an unknown key, or a key of the other backend
+/// (`file_mode` is for files; `pool_size`, `wakeups` for PostgreSQL), is
+/// JOBQ_E_INVALID_ARG naming it. *out is written on success only. The
+/// handle belongs to this process: after fork(), the child must open its own.
 #[no_mangle]
 pub extern "C" fn jobq_open(path: *const c_char, config_json: *const c_char, out: *mut *mut jobq) -> jobq_status {
     boundary(|| {

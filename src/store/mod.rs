@@ -307,6 +307,23 @@ pub(crate) fn is_postgres_url(path: &str) -> bool {
     path.starts_with("postgresql://") || path.starts_with("postgres://")
 }
 
+/// `path` fit to print: a URL's password is replaced by `***`.
+pub fn redacted(path: &str) -> String {
+    if !is_postgres_url(path) {
+        return path.to_owned();
+    }
+    let Some(scheme_end) = path.find("://").map(|i| i + 3) else { return path.to_owned() };
+    let rest = &path[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!("{}{}:***{}", &path[..scheme_end], &rest[..colon], &rest[at..]),
+            None => path.to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
 /// Opens the store that `path` names: a PostgreSQL URL or a file path.
 pub(crate) fn open(path: &str, config: &Config, env: Env) -> Result<Box<dyn Store>> {
     if is_postgres_url(path) {
@@ -318,4 +335,17 @@ pub(crate) fn open(path: &str, config: &Config, env: Env) -> Result<Box<dyn Stor
 /// Opens the queue file at `path`.
 pub(crate) fn open_file(path: &std::path::Path, config: &Config, env: Env) -> Result<Box<dyn Store>> {
     Ok(Box::new(sqlite::SqliteStore::open(path, config, env)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redacted("postgresql://u:secret@h:5/db?schema=x"), "postgresql://u:***@h:5/db?schema=x");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redacted("postgresql://h/db?password=x@y"), "postgresql://h/db?password=x@y");
+        assert_eq!(redacted("/tmp/q:x@y.db"), "/tmp/q:x@y.db");
+    }
 }
