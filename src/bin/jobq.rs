@@ -491,7 +491,7 @@ fn watch(q: &Queue, path: &Path, interval: Duration, count: Option<u64>, out: &m
         }
         block.push_str(&format!(
             "jobq watch {}  {}  every {} ms\n",
-            escape(path.as_os_str().as_encoded_bytes(), 200),
+            escape(jobq::printable_path(&path.to_string_lossy()).as_bytes(), 200),
             iso8601(now_ms()),
             interval.as_millis()
         ));
