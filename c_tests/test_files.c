@@ -94,14 +94,14 @@ static void test_not_a_database(const char *dir) {
   for (i = 0; i + 1 < sizeof garbage; i++) {
     garbage[i] = "this is a spool file, not a database\n"[i % 37];
   }
-  snprintf(path, sizeof path, "%s", check_path(dir, "garbage.db"));
+  snprintf(path, sizeof path, "%s", check_file_path(dir, "garbage.db"));
   CHECK(write_file(path, garbage, sizeof garbage));
   expect_refused(path, garbage, sizeof garbage, JOBQ_E_CORRUPT);
   /* Still refused the second time: the first attempt did not "repair" it. */
   expect_refused(path, garbage, sizeof garbage, JOBQ_E_CORRUPT);
 
   build_other_db(other, sizeof other);
-  snprintf(path, sizeof path, "%s", check_path(dir, "other.db"));
+  snprintf(path, sizeof path, "%s", check_file_path(dir, "other.db"));
   CHECK(write_file(path, other, sizeof other));
   expect_refused(path, other, sizeof other, JOBQ_E_CORRUPT);
 }
@@ -122,8 +122,8 @@ static void test_newer_version(const char *dir) {
   (void)id;
   CHECK_OK(jobq_close(q));
 
-  snprintf(path, sizeof path, "%s", check_path(dir, "newer.db"));
-  snprintf(wal, sizeof wal, "%s", check_path(dir, "newer.db-wal"));
+  snprintf(path, sizeof path, "%s", check_file_path(dir, "newer.db"));
+  snprintf(wal, sizeof wal, "%s", check_file_path(dir, "newer.db-wal"));
   if (stat(wal, &st) == 0 && st.st_size > 0) {
     /* A clean close checkpoints the WAL; a leftover one would mask the
      * patched header and make this part meaningless. */
@@ -153,6 +153,13 @@ static void test_newer_version(const char *dir) {
 int main(int argc, char **argv) {
   const char *dir = tu_dir(argc, argv);
   tu_watchdog();
+  if (check_is_pg()) {
+    /* Everything here is about files (a missing directory, a foreign or
+     * newer file): on the PostgreSQL pass it runs on files all the same;
+     * tests/pg_faults.rs has the PostgreSQL counterparts. */
+    printf("test_files: file-only checks, run on files on the PostgreSQL pass too\n");
+    unsetenv("JOBQ_TEST_PG_BASE");
+  }
   test_missing_directory(dir);
   test_not_a_database(dir);
   test_newer_version(dir);

@@ -11,6 +11,10 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v cmake >/dev/null || need+=(cmake)
 command -v objcopy >/dev/null || need+=(binutils)
 [ -e /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
+# The PostgreSQL tests: a server of their own when none answers
+# (tests/support/pg.rs runs initdb/pg_ctl), and libpq for bench/.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -e /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -18,4 +22,4 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
-echo "tools ok: $(valgrind --version), $(c++ --version | head -1), $(cmake --version | head -1)"
+echo "tools ok: $(valgrind --version), $(c++ --version | head -1), $(cmake --version | head -1), $(ls -d /usr/lib/postgresql/*/bin | head -1)"

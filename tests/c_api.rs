@@ -19,7 +19,17 @@ use std::sync::Mutex;
 
 #[path = "support/clib.rs"]
 mod clib;
+#[path = "support/pg.rs"]
+mod pg;
 use clib::{Libs, Linkage};
+
+/// Which store the C programs' `check_path` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    /// Schemas in the database of `pg::base_url()`.
+    Postgres,
+}
 
 fn c_test_sources() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("c_tests");
@@ -34,7 +44,7 @@ fn c_test_sources() -> Vec<PathBuf> {
     files
 }
 
-fn run_all(linkage: Linkage) {
+fn run_all(linkage: Linkage, backend: Backend) {
     let libs = Libs::find();
     let sources = c_test_sources();
     assert!(!sources.is_empty(), "no C tests found in c_tests/");
@@ -45,7 +55,7 @@ fn run_all(linkage: Linkage) {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let Some(src) = next.lock().unwrap().next() else { break };
-                if let Err(e) = build_and_run(libs, linkage, src) {
+                if let Err(e) = build_and_run(libs, linkage, backend, src) {
                     failures.lock().unwrap().push(e);
                 }
             });
@@ -54,16 +64,16 @@ fn run_all(linkage: Linkage) {
     let failures = failures.into_inner().unwrap();
     let slow = slow_factor(&std::env::var("JOBQ_C_TEST_WRAPPER").unwrap_or_default());
     println!(
-        "C tests ({linkage:?}, JOBQ_TEST_SLOW={slow}): {} passed, {} failed",
+        "C tests ({linkage:?}, {backend:?}, JOBQ_TEST_SLOW={slow}): {} passed, {} failed",
         sources.len() - failures.len(),
         failures.len()
     );
     assert!(failures.is_empty(), "C test failures:\n{}", failures.join("\n\n"));
 }
 
-fn build_and_run(libs: &Libs, linkage: Linkage, src: &Path) -> Result<(), String> {
+fn build_and_run(libs: &Libs, linkage: Linkage, backend: Backend, src: &Path) -> Result<(), String> {
     let name = src.file_stem().unwrap().to_string_lossy().to_string();
-    let out_dir = libs.scratch(&format!("c-{linkage:?}"));
+    let out_dir = libs.scratch(&format!("c-{linkage:?}-{backend:?}"));
     let bin = out_dir.join(&name);
     libs.compile(linkage, &[src], &bin)?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -79,6 +89,20 @@ fn build_and_run(libs: &Libs, linkage: Linkage, src: &Path) -> Result<(), String
     };
     cmd.arg(work.path()).env_remove("LD_LIBRARY_PATH");
     cmd.env("JOBQ_TEST_SLOW", slow_factor(&wrapper));
+    // The PostgreSQL pass: each program's stores are schemas named after a
+    // prefix of its own, all dropped when it ends (whatever it left).
+    let _schemas = match backend {
+        Backend::Sqlite => {
+            cmd.env_remove("JOBQ_TEST_PG_BASE");
+            None
+        }
+        Backend::Postgres => {
+            let base = pg::base_url();
+            let prefix = pg::schema_name("c");
+            cmd.env("JOBQ_TEST_PG_BASE", &base).env("JOBQ_TEST_PG_PREFIX", &prefix);
+            Some(pg::SchemaPrefix { base, prefix })
+        }
+    };
     for (k, v) in sanitizer_env() {
         cmd.env(k, v);
     }
@@ -93,11 +117,11 @@ fn build_and_run(libs: &Libs, linkage: Linkage, src: &Path) -> Result<(), String
         .find(|l| l.starts_with(&format!("{name}: ")) && l.contains(" checks, "))
         .or_else(|| text.lines().last())
         .unwrap_or("");
-    println!("  {name} ({linkage:?}, {:.2}s): {summary}", started.elapsed().as_secs_f64());
+    println!("  {name} ({linkage:?}, {backend:?}, {:.2}s): {summary}", started.elapsed().as_secs_f64());
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{name} ({linkage:?}) failed with {}:\n{text}", out.status))
+        Err(format!("{name} ({linkage:?}, {backend:?}) failed with {}:\n{text}", out.status))
     }
 }
 
@@ -152,10 +176,18 @@ fn sanitizer_env() -> Vec<(&'static str, String)> {
 
 #[test]
 fn c_tests_against_cdylib() {
-    run_all(Linkage::Shared);
+    run_all(Linkage::Shared, Backend::Sqlite);
 }
 
 #[test]
 fn c_tests_against_staticlib() {
-    run_all(Linkage::Static);
+    run_all(Linkage::Static, Backend::Sqlite);
+}
+
+/// The whole suite again with every store in PostgreSQL (the cdylib only:
+/// the backend is the same code in both libraries). File-only checks say
+/// so and stay on files (`check_file_path`).
+#[test]
+fn c_tests_against_postgresql() {
+    run_all(Linkage::Shared, Backend::Postgres);
 }

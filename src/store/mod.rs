@@ -17,6 +17,7 @@
 //! backend when the operation really runs (after any lock wait), so leases
 //! and delays count from then.
 
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::sync::Arc;
@@ -327,7 +328,7 @@ pub fn redacted(path: &str) -> String {
 /// Opens the store that `path` names: a PostgreSQL URL or a file path.
 pub(crate) fn open(path: &str, config: &Config, env: Env) -> Result<Box<dyn Store>> {
     if is_postgres_url(path) {
-        return Err(Error::invalid("PostgreSQL paths are reserved for a later backend"));
+        return Ok(Box::new(postgres::PgStore::open(path, config, env)?));
     }
     open_file(std::path::Path::new(path), config, env)
 }

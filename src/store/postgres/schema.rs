@@ -1,0 +1,160 @@
+//! The store's tables, created on first open in the URL's schema, and the
+//! checks of every open: a schema holding tables that are not jobq's is
+//! `Corrupt` (nothing is created or changed in it), a store of a newer
+//! jobq is `Version`. Concurrent first opens are ordered by an advisory
+//! transaction lock, so exactly one creates the tables.
+
+use tokio_postgres::Client;
+
+use super::pool::{Fail, Settings};
+use super::url::quote_ident;
+use crate::error::Error;
+
+/// Bumped on every incompatible schema change; stored in `meta`.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// `meta.value` of key `store` in a jobq store.
+const MARKER: &str = "jobq";
+
+fn ddl(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.jobs (
+            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            queue        text     NOT NULL,
+            -- 0 pending, 1 reserved, 2 dead, 3 scheduled
+            state        smallint NOT NULL,
+            priority     integer  NOT NULL,
+            -- pending/scheduled: when it may run; dead: when it died
+            run_at       bigint   NOT NULL,
+            attempts     bigint   NOT NULL DEFAULT 0,
+            max_attempts bigint   NOT NULL,
+            lease_ms     bigint   NOT NULL,
+            -- reserved: when the lease ends; in no index, so a touch is a HOT update
+            lease_until  bigint,
+            -- counts deliveries; a finish must present the current one
+            lease_token  bigint   NOT NULL DEFAULT 0,
+            -- the owner id (session advisory lock) of the handle holding the lease
+            lease_owner  bigint,
+            unique_key   text,
+            payload      bytea    NOT NULL,
+            created_at   bigint   NOT NULL,
+            updated_at   bigint   NOT NULL,
+            last_error   text
+        ) WITH (fillfactor = 80);
+        CREATE TABLE {s}.queues (
+            name       text PRIMARY KEY,
+            created_at bigint NOT NULL
+        );
+        CREATE TABLE {s}.meta (
+            key   text PRIMARY KEY,
+            value text NOT NULL
+        );
+        CREATE INDEX jobs_ready     ON {s}.jobs (queue, priority, id)  WHERE state = 0;
+        CREATE INDEX jobs_leased    ON {s}.jobs (queue, lease_owner)   WHERE state = 1;
+        CREATE INDEX jobs_dead      ON {s}.jobs (queue, id)            WHERE state = 2;
+        CREATE INDEX jobs_scheduled ON {s}.jobs (queue, run_at)        WHERE state = 3;
+        CREATE UNIQUE INDEX jobs_unique ON {s}.jobs (queue, unique_key)
+            WHERE unique_key IS NOT NULL AND state IN (0, 1, 3);
+        INSERT INTO {s}.meta (key, value) VALUES ('store', '{MARKER}'), ('version', '{SCHEMA_VERSION}');"
+    )
+}
+
+/// The advisory lock key ordering first opens of `schema` (any two
+/// schemas sharing a key only wait for each other a moment).
+fn lock_key(schema: &str) -> i64 {
+    (super::fnv64(schema.as_bytes()) ^ 0x6a6f_6271_0000_0000) as i64
+}
+
+/// Checks the schema and creates the tables if it has none.
+pub(crate) async fn prepare(client: &Client, settings: &Settings) -> Result<(), Fail> {
+    let schema = &settings.url.schema;
+    client.batch_execute("BEGIN").await?;
+    let result = async {
+        client.execute("SELECT pg_catalog.pg_advisory_xact_lock($1::int8)", &[&lock_key(schema)]).await?;
+        let ns =
+            client.query_opt("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text", &[schema]).await?;
+        let mut create_schema = ns.is_none();
+        if ns.is_some() {
+            let tables: Vec<String> = client
+                .query(
+                    "SELECT c.relname::text FROM pg_catalog.pg_class c
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = $1::text AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                    &[schema],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !tables.is_empty() {
+                return check(client, settings, &tables).await;
+            }
+            create_schema = false;
+        }
+        let s = quote_ident(schema);
+        if create_schema {
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await?;
+        }
+        client.batch_execute(&ddl(&s)).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// An existing store: jobq's marker, a version we understand, our tables.
+async fn check(client: &Client, settings: &Settings, tables: &[String]) -> Result<(), Fail> {
+    let schema = &settings.url.schema;
+    let foreign = || {
+        Fail::Core(Error::Corrupt(format!(
+            "PostgreSQL at {}: schema {schema:?} holds tables that are not a jobq store ({}); \
+             use another schema (the URL's schema parameter)",
+            settings.target(),
+            tables.join(", ")
+        )))
+    };
+    if !tables.iter().any(|t| t == "meta") {
+        return Err(foreign());
+    }
+    let s = quote_ident(schema);
+    let rows = client
+        .query(&format!("SELECT key::text, value::text FROM {s}.meta WHERE key IN ('store', 'version')"), &[])
+        .await
+        .map_err(|_| foreign())?;
+    let get = |k: &str| rows.iter().find(|r| r.get::<_, String>(0) == k).map(|r| r.get::<_, String>(1));
+    if get("store").as_deref() != Some(MARKER) {
+        return Err(foreign());
+    }
+    let version = get("version").and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
+        Fail::Core(Error::Corrupt(format!(
+            "PostgreSQL at {}: jobq store {schema:?} without a schema version",
+            settings.target()
+        )))
+    })?;
+    if version > SCHEMA_VERSION {
+        return Err(Fail::Core(Error::Version { found: version, supported: SCHEMA_VERSION }));
+    }
+    if version < 1 {
+        return Err(Fail::Core(Error::Corrupt(format!(
+            "PostgreSQL at {}: jobq store {schema:?} with schema version {version}",
+            settings.target()
+        ))));
+    }
+    for t in ["jobs", "queues"] {
+        if !tables.iter().any(|x| x == t) {
+            return Err(Fail::Core(Error::Corrupt(format!(
+                "PostgreSQL at {}: jobq store {schema:?} lacks its table {t}",
+                settings.target()
+            ))));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! The statements. Every connection runs with `search_path` set to the
+//! store's schema, so the tables are named plainly here and each statement
+//! is prepared once per connection (`pool::Conn::prep`). Parameters carry
+//! explicit casts so that their types do not depend on inference.
+//!
+//! Stored states, as in the SQLite backend: 0 pending, 1 reserved, 2 dead,
+//! 3 scheduled. Unlike SQLite, a reserved job's lease deadline is
+//! `lease_until` only (`run_at` keeps its last value): `lease_until` is in
+//! no index, so a touch is a HOT update.
+
+/// The contract's states as conditions on a row at time `$1` (now): the
+/// one definition used by the stats, the listing and purge.
+pub(crate) const IS_READY: &str = "(state = 0 OR (state = 3 AND run_at <= $1::int8)
+    OR (state = 1 AND lease_until <= $1::int8 AND attempts < max_attempts))";
+pub(crate) const IS_SCHEDULED: &str = "(state = 3 AND run_at > $1::int8)";
+pub(crate) const IS_RESERVED: &str = "(state = 1 AND lease_until > $1::int8)";
+pub(crate) const IS_DEAD: &str = "(state = 2 OR (state = 1 AND lease_until <= $1::int8 AND attempts >= max_attempts))";
+
+/// 0 ready, 1 scheduled, 2 reserved, 3 dead at time `$1`.
+pub(crate) const EFFECTIVE_STATE: &str = "CASE
+    WHEN state = 0 OR (state = 3 AND run_at <= $1::int8)
+        OR (state = 1 AND lease_until <= $1::int8 AND attempts < max_attempts) THEN 0
+    WHEN state = 3 THEN 1
+    WHEN state = 1 AND lease_until > $1::int8 THEN 2
+    ELSE 3 END";
+
+/// $1 queue, $2 now.
+pub(crate) const ADD_QUEUE: &str =
+    "INSERT INTO queues (name, created_at) VALUES ($1::text, $2::int8) ON CONFLICT (name) DO NOTHING";
+
+/// $1 queue, $2 state, $3 priority, $4 run_at, $5 max_attempts, $6 lease_ms, $7 payload, $8 now.
+pub(crate) const INSERT: &str =
+    "INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at, updated_at)
+     VALUES ($1::text, $2::int2, $3::int4, $4::int8, $5::int8, $6::int8, $7::bytea, $8::int8, $8::int8)
+     RETURNING id";
+
+/// A lease that expired on its last allowed attempt frees its unique key
+/// (the job is dead): applied to the key's holder before a keyed put.
+/// $1 queue, $2 key, $3 now.
+pub(crate) const EXPIRE_KEY_HOLDER: &str = "UPDATE jobs SET state = 2,
+        last_error = 'lease expired on the last allowed attempt (' || attempts || ')',
+        run_at = $3::int8, lease_until = NULL, lease_owner = NULL, updated_at = $3::int8
+     WHERE queue = $1::text AND unique_key = $2::text AND state = 1
+       AND lease_until <= $3::int8 AND attempts >= max_attempts";
+
+/// A keyed put: the new id and true, or the live holder's id and false,
+/// or no row when the holder committed after this statement's snapshot
+/// (then `LIVE_KEY` finds it). Parameters as `INSERT`, $9 the key.
+pub(crate) const INSERT_UNIQUE: &str = "WITH ins AS (
+        INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at,
+                          updated_at, unique_key)
+        VALUES ($1::text, $2::int2, $3::int4, $4::int8, $5::int8, $6::int8, $7::bytea, $8::int8, $8::int8, $9::text)
+        ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN (0, 1, 3) DO NOTHING
+        RETURNING id)
+     SELECT id, true FROM ins
+     UNION ALL
+     SELECT id, false FROM jobs
+      WHERE queue = $1::text AND unique_key = $9::text AND state IN (0, 1, 3) AND NOT EXISTS (SELECT 1 FROM ins)";
+
+/// $1 queue, $2 key.
+pub(crate) const LIVE_KEY: &str =
+    "SELECT id FROM jobs WHERE queue = $1::text AND unique_key = $2::text AND state IN (0, 1, 3)";
+
+/// One multi-row insert for a batch. $1 queue, $2 state, $3 priority,
+/// $4 run_at, $5 max_attempts, $6 lease_ms, $7 payloads, $8 now.
+pub(crate) const INSERT_MANY: &str =
+    "INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at, updated_at)
+     SELECT $1::text, $2::int2, $3::int4, $4::int8, $5::int8, $6::int8, p, $8::int8, $8::int8
+       FROM unnest($7::bytea[]) WITH ORDINALITY AS t(p, n) ORDER BY n
+     RETURNING id";
+
+/// Makes due rows of a queue ready: delays that passed, and expired leases
+/// (an attempt was counted; on the last one the job goes dead). Rows being
+/// changed by someone else are left to them. $1 queue, $2 now.
+pub(crate) const PROMOTE_DUE: &str = "WITH s AS (
+        UPDATE jobs SET state = 0
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $1::text AND state = 3 AND run_at <= $2::int8
+                      FOR UPDATE SKIP LOCKED)
+           AND state = 3
+        RETURNING 1),
+     e AS (
+        UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 0 END,
+            last_error = CASE WHEN attempts >= max_attempts
+                THEN 'lease expired on the last allowed attempt (' || attempts || ')'
+                ELSE 'lease expired' END,
+            run_at = $2::int8, lease_until = NULL, lease_owner = NULL, updated_at = $2::int8
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $1::text AND state = 1 AND lease_until <= $2::int8
+                      FOR UPDATE SKIP LOCKED)
+           AND state = 1
+        RETURNING 1)
+     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM e)";
+
+/// Leases up to $3 ready jobs of queue $1 at time $2 for owner $4.
+pub(crate) const CLAIM: &str = "WITH c AS MATERIALIZED (
+        SELECT id FROM jobs WHERE queue = $1::text AND state = 0
+         ORDER BY priority, id LIMIT $3::int8 FOR UPDATE SKIP LOCKED)
+     UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
+            lease_until = $2::int8 + lease_ms, lease_owner = $4::int8, updated_at = $2::int8
+       FROM c WHERE jobs.id = c.id
+     RETURNING jobs.id, jobs.priority, jobs.attempts, jobs.lease_token, jobs.lease_ms, jobs.payload";
+
+/// When something of queue $1 next becomes due by time alone.
+pub(crate) const NEXT_DUE: &str = "SELECT least(
+        (SELECT min(run_at) FROM jobs WHERE queue = $1::text AND state = 3),
+        (SELECT min(lease_until) FROM jobs WHERE queue = $1::text AND state = 1))";
+
+/// Reclaims the reserved jobs of queue $1 whose owner (a handle's session
+/// advisory lock on its owner id) is held by no session any more: same
+/// transitions as an expired lease. Answers (jobs reclaimed, live owners
+/// other than $3 holding leases). $2 now.
+pub(crate) const RECLAIM_DEAD_OWNERS: &str = "WITH holders AS (
+        SELECT DISTINCT lease_owner AS o FROM jobs
+         WHERE queue = $1::text AND state = 1 AND lease_owner IS NOT NULL AND lease_owner <> $3::int8),
+     gone AS (
+        SELECT o FROM holders h WHERE NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_locks l
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+               AND ((l.classid::int8 << 32) | l.objid::int8) = h.o)),
+     r AS (
+        UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 0 END,
+            last_error = 'the client holding the job (owner ' || lease_owner || ') disconnected during attempt '
+                || attempts || CASE WHEN attempts >= max_attempts THEN ', the last allowed attempt' ELSE '' END,
+            run_at = $2::int8, lease_until = NULL, lease_owner = NULL, updated_at = $2::int8
+         WHERE queue = $1::text AND state = 1 AND lease_owner IN (SELECT o FROM gone)
+        RETURNING 1)
+     SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM holders) - (SELECT count(*) FROM gone)";
+
+// Finishes. The conditions are those of the SQLite backend's `finish`: the
+// token decides whether the delivery is current; a dead job (buried, or its
+// lease expired on its last attempt) cannot be revived by fail, release or
+// touch. Each answers the job's queue (for wakeups).
+
+/// Batched acks: $1 ids, $2 tokens; answers the (id, token) pairs deleted.
+pub(crate) const ACK_MANY: &str = "DELETE FROM jobs USING unnest($1::int8[], $2::int8[]) AS f(id, token)
+     WHERE jobs.id = f.id AND jobs.lease_token = f.token
+     RETURNING jobs.id, jobs.lease_token";
+
+/// $1 id, $2 token, $3 retry at, $4 now, $5 reason.
+pub(crate) const FAIL: &str = "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,
+        run_at = CASE WHEN attempts >= max_attempts THEN $4::int8 ELSE $3::int8 END,
+        last_error = $5::text, lease_until = NULL, lease_owner = NULL, updated_at = $4::int8
+     WHERE id = $1::int8 AND lease_token = $2::int8
+       AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
+     RETURNING queue";
+
+/// $1 id, $2 token, $3 delay, $4 now.
+pub(crate) const RELEASE: &str = "UPDATE jobs SET state = CASE WHEN $3::int8 > 0 THEN 3 ELSE 0 END,
+        run_at = $4::int8 + $3::int8, attempts = greatest(attempts - 1, 0),
+        lease_until = NULL, lease_owner = NULL, updated_at = $4::int8
+     WHERE id = $1::int8 AND lease_token = $2::int8
+       AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
+     RETURNING queue";
+
+/// $1 id, $2 token, $3 lease (0: the job's), $4 now, $5 owner. Changes no
+/// indexed column of a reserved row: a HOT update.
+pub(crate) const TOUCH: &str = "UPDATE jobs SET state = 1,
+        lease_until = $4::int8 + CASE WHEN $3::int8 > 0 THEN $3::int8 ELSE lease_ms END,
+        lease_owner = coalesce(lease_owner, $5::int8), updated_at = $4::int8
+     WHERE id = $1::int8 AND lease_token = $2::int8
+       AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
+     RETURNING queue";
+
+/// $1 id, $2 token, $3 now, $4 reason.
+pub(crate) const BURY: &str = "UPDATE jobs SET state = 2, run_at = $3::int8, last_error = $4::text,
+        lease_until = NULL, lease_owner = NULL, updated_at = $3::int8
+     WHERE id = $1::int8 AND lease_token = $2::int8
+     RETURNING queue";
+
+/// Dead -> ready for up to $2 dead jobs of queue $1, oldest first, attempts
+/// reset, at time $3. A dead job whose unique key a live job holds stays
+/// dead, and of several dead jobs with one key only the oldest is revived.
+pub(crate) const KICK: &str = "WITH cand AS (
+        SELECT id, unique_key, row_number() OVER (PARTITION BY unique_key ORDER BY id) AS rn
+          FROM jobs j
+         WHERE queue = $1::text AND state = 2
+           AND (unique_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM jobs l WHERE l.queue = $1::text AND l.unique_key = j.unique_key
+                   AND l.state IN (0, 1, 3)))),
+     pick AS (SELECT id FROM cand WHERE unique_key IS NULL OR rn = 1 ORDER BY id LIMIT $2::int8)
+     UPDATE jobs SET state = 0, attempts = 0, run_at = $3::int8, updated_at = $3::int8
+       FROM pick WHERE jobs.id = pick.id AND jobs.state = 2";
+
+/// $1 id, $2 now: removes the job unless it is reserved with a live lease.
+pub(crate) const CANCEL: &str =
+    "DELETE FROM jobs WHERE id = $1::int8 AND NOT (state = 1 AND lease_until > $2::int8) RETURNING 1";
+
+/// $1 id.
+pub(crate) const EXISTS: &str = "SELECT 1 FROM jobs WHERE id = $1::int8";
+
+pub(crate) const QUEUE_NAMES: &str = "SELECT name FROM queues";
+
+/// The largest id the identity has given out (NULL before the first).
+pub(crate) const LAST_ID: &str = "SELECT pg_catalog.pg_sequence_last_value(
+        pg_catalog.pg_get_serial_sequence(pg_catalog.quote_ident(current_schema()) || '.jobs', 'id')::regclass)";
+
+/// Counts per queue at time `$1`.
+pub(crate) fn counts() -> String {
+    format!(
+        "SELECT queue, count(*) FILTER (WHERE {IS_READY}), count(*) FILTER (WHERE {IS_SCHEDULED}),
+                count(*) FILTER (WHERE {IS_RESERVED}), count(*) FILTER (WHERE {IS_DEAD})
+           FROM jobs GROUP BY queue"
+    )
+}
+
+/// The listing's columns, the payload cut to `payload_max` bytes; `$1` is now.
+pub(crate) fn select_jobs(payload_max: Option<u64>) -> String {
+    let payload = match payload_max {
+        Some(n) => format!("substring(payload FROM 1 FOR {})", n.min(i32::MAX as u64)),
+        None => "payload".to_owned(),
+    };
+    format!(
+        "SELECT id, queue, {EFFECTIVE_STATE}, priority, attempts, max_attempts,
+                CASE WHEN state = 1 THEN lease_until ELSE run_at END, lease_ms, lease_until, lease_owner,
+                unique_key, {payload}, octet_length(payload), created_at, updated_at, last_error
+           FROM jobs"
+    )
+}
+
+/// Deletes the jobs of queue `$2` dead at time `$1`.
+pub(crate) fn purge_dead() -> String {
+    format!("DELETE FROM jobs WHERE queue = $2::text AND {IS_DEAD}")
+}

@@ -1,0 +1,363 @@
+//! Tests against a running server: `JOBQ_TEST_PG_URL` (default
+//! `postgresql://postgres@127.0.0.1:5432/test`). Each test works in a
+//! schema of its own and drops it at the end.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::PgStore;
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::config::Config;
+use crate::error::Error;
+use crate::notify::Notifier;
+use crate::store::{Env, Finish, JobFilter, JobState, NewJob, Put, QueueCounts, Store};
+
+fn base_url() -> String {
+    std::env::var("JOBQ_TEST_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
+}
+
+fn url_for(schema: &str) -> String {
+    let base = base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}schema={schema}")
+}
+
+/// Runs `sql` on a connection of its own (setup and checks of the tests).
+fn admin(sql: &str) -> Vec<tokio_postgres::Row> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client.simple_query("SET client_min_messages = warning").await.unwrap();
+        let rows = client.query(sql, &[]).await.unwrap();
+        rows
+    })
+}
+
+/// A schema of the test's own, dropped when it ends (also on failure).
+struct Schema(String);
+
+impl Schema {
+    fn new(tag: &str) -> Schema {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("jobq_t_{tag}_{}_{}", std::process::id(), N.fetch_add(1, SeqCst));
+        admin(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        Schema(name)
+    }
+    fn url(&self) -> String {
+        url_for(&self.0)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        admin(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+    }
+}
+
+fn config() -> Config {
+    Config { lease_ms: 1_000, max_attempts: 3, ..Config::default() }
+}
+
+fn open(s: &Schema, clock: Arc<dyn Clock>) -> PgStore {
+    open_with(s, clock, &config()).unwrap()
+}
+
+fn open_with(s: &Schema, clock: Arc<dyn Clock>, config: &Config) -> crate::error::Result<PgStore> {
+    PgStore::open(&s.url(), config, Env { clock, notifier: Arc::new(Notifier::default()) })
+}
+
+fn job(queue: &str) -> NewJob {
+    NewJob { queue: queue.into(), priority: 0, delay_ms: 0, max_attempts: 3, lease_ms: 1_000, unique_key: None }
+}
+
+fn q(name: &str) -> Arc<str> {
+    name.into()
+}
+
+fn counts_of(st: &PgStore, queue: &str) -> QueueCounts {
+    st.counts().unwrap().into_iter().find(|(n, _)| n == queue).map(|(_, c)| c).unwrap_or_default()
+}
+
+#[test]
+fn put_reserve_ack_in_priority_then_fifo_order() {
+    let s = Schema::new("basic");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let st = open(&s, clock.clone());
+    assert_eq!(st.last_job_id().unwrap(), 0);
+    let a = st.put(job("mail"), b"a".to_vec()).unwrap().id();
+    let b = st.put(job("mail"), b"b".to_vec()).unwrap().id();
+    let c = st.put(NewJob { priority: -1, ..job("mail") }, b"c".to_vec()).unwrap().id();
+    assert!(a < b && b < c);
+    assert_eq!(st.last_job_id().unwrap(), c);
+    st.put(job("empty-later"), Vec::new()).unwrap();
+    let got = st.reserve(&q("mail"), 3).unwrap();
+    assert_eq!(got.len(), 3);
+    let ids: Vec<u64> = got.first.iter().chain(&got.more).map(|d| d.id).collect();
+    assert_eq!(ids, vec![c, a, b]);
+    let first = got.first.unwrap();
+    assert_eq!((first.attempt, first.payload.as_slice()), (1, &b"c"[..]));
+    assert_eq!(counts_of(&st, "mail"), QueueCounts { reserved: 3, ..Default::default() });
+    assert!(st.finish(first.id, first.token, Finish::Ack).unwrap());
+    assert!(!st.finish(first.id, first.token, Finish::Ack).unwrap(), "a second ack is stale");
+    assert!(st.job(first.id).unwrap().is_none());
+    let info = st.job(a).unwrap().unwrap();
+    assert_eq!((info.state, info.attempts, info.queue.as_str()), (JobState::Reserved, 1, "mail"));
+    assert!(info.lease_owner.is_some());
+    // Acks of several deliveries at once (one batched DELETE).
+    let (done, next) =
+        st.finish_and_reserve(&q("mail"), got.more.iter().map(|d| (d.id, d.token, Finish::Ack)).collect(), 1).unwrap();
+    assert_eq!(done, vec![true, true]);
+    assert!(next.first.is_none() && next.next_due.is_none());
+    let names: Vec<String> = st.counts().unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["empty-later".to_string(), "mail".to_string()]);
+    assert_eq!(st.list(&JobFilter::default()).unwrap().len(), 1);
+    st.close();
+    assert!(matches!(st.put(job("mail"), vec![]), Err(Error::Shutdown(_))));
+}
+
+#[test]
+fn delays_and_expired_leases_count_attempts_then_go_dead() {
+    let s = Schema::new("lease");
+    let clock = Arc::new(ManualClock::new(5_000_000));
+    let st = open(&s, clock.clone());
+    let id = st.put(NewJob { delay_ms: 100, max_attempts: 2, lease_ms: 50, ..job("q") }, b"x".to_vec()).unwrap().id();
+    assert_eq!(counts_of(&st, "q").scheduled, 1);
+    let none = st.reserve(&q("q"), 1).unwrap();
+    assert!(none.first.is_none());
+    assert_eq!(none.next_due, Some(5_000_100));
+    clock.advance(100);
+    let d1 = st.reserve(&q("q"), 1).unwrap().first.unwrap();
+    assert_eq!((d1.id, d1.attempt), (id, 1));
+    assert_eq!(st.reserve(&q("q"), 1).unwrap().next_due, Some(5_000_150));
+    clock.advance(60);
+    assert_eq!(counts_of(&st, "q").ready, 1, "an expired lease is ready again");
+    let d2 = st.reserve(&q("q"), 1).unwrap().first.unwrap();
+    assert_eq!((d2.id, d2.attempt), (id, 2));
+    assert_ne!(d1.token, d2.token);
+    // The first delivery is stale: nothing it does changes anything.
+    for f in [
+        Finish::Ack,
+        Finish::Fail { reason: None, delay_ms: 0 },
+        Finish::Release { delay_ms: 0 },
+        Finish::Touch { lease_ms: 0 },
+        Finish::Bury { reason: None },
+    ] {
+        assert!(!st.finish(d1.id, d1.token, f).unwrap());
+    }
+    assert_eq!(st.job(id).unwrap().unwrap().state, JobState::Reserved);
+    clock.advance(60);
+    assert_eq!(counts_of(&st, "q").dead, 1, "expired on its last attempt");
+    // It cannot be revived by its holder, but can still be acked or buried.
+    assert!(!st.finish(d2.id, d2.token, Finish::Release { delay_ms: 0 }).unwrap());
+    assert!(!st.finish(d2.id, d2.token, Finish::Touch { lease_ms: 0 }).unwrap());
+    assert!(st.reserve(&q("q"), 1).unwrap().first.is_none());
+    let info = st.job(id).unwrap().unwrap();
+    assert_eq!(info.state, JobState::Dead);
+    assert_eq!(info.last_error.as_deref(), Some("lease expired on the last allowed attempt (2)"));
+    assert_eq!(st.purge_dead("q").unwrap(), 1);
+    st.close();
+}
+
+#[test]
+fn release_touch_fail_bury_kick() {
+    let s = Schema::new("finish");
+    let clock = Arc::new(ManualClock::new(9_000_000));
+    let st = open(&s, clock.clone());
+    let id = st.put(NewJob { max_attempts: 2, ..job("w") }, b"p".to_vec()).unwrap().id();
+    let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
+    assert!(st.finish(id, d.token, Finish::Release { delay_ms: 0 }).unwrap());
+    let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
+    assert_eq!(d.attempt, 1, "a release does not count");
+    clock.advance(900);
+    assert!(st.finish(id, d.token, Finish::Touch { lease_ms: 500 }).unwrap());
+    clock.advance(400);
+    assert_eq!(counts_of(&st, "w").reserved, 1, "touched: still leased");
+    assert_eq!(st.job(id).unwrap().unwrap().lease_until, Some(clock.now_ms() + 100));
+    assert!(st.finish(id, d.token, Finish::Fail { reason: Some("boom".into()), delay_ms: 50 }).unwrap());
+    let info = st.job(id).unwrap().unwrap();
+    assert_eq!((info.state, info.last_error.as_deref()), (JobState::Scheduled, Some("boom")));
+    clock.advance(50);
+    let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
+    assert_eq!(d.attempt, 2);
+    assert!(st.finish(id, d.token, Finish::Fail { reason: None, delay_ms: 50 }).unwrap());
+    assert_eq!(st.job(id).unwrap().unwrap().state, JobState::Dead, "failed on its last attempt");
+    assert_eq!(st.kick("w", 10).unwrap(), 1);
+    let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
+    assert_eq!(d.attempt, 1, "kick resets attempts");
+    assert!(st.finish(id, d.token, Finish::Bury { reason: Some("no".into()) }).unwrap());
+    assert_eq!(counts_of(&st, "w"), QueueCounts { dead: 1, ..Default::default() });
+    assert!(!st.finish(id, d.token, Finish::Release { delay_ms: 0 }).unwrap(), "dead is not revived");
+    assert!(st.finish(id, d.token, Finish::Ack).unwrap(), "but its holder may still ack it");
+    st.close();
+}
+
+#[test]
+fn unique_keys_batches_and_cancel() {
+    let s = Schema::new("unique");
+    let clock = Arc::new(ManualClock::new(1_000));
+    let st = open(&s, clock.clone());
+    let keyed = || NewJob { unique_key: Some("k".into()), ..job("u") };
+    let first = st.put(keyed(), b"1".to_vec()).unwrap();
+    let Put::Stored(id) = first else { panic!("{first:?}") };
+    assert_eq!(st.put(keyed(), b"2".to_vec()).unwrap(), Put::Duplicate(id));
+    let d = st.reserve(&q("u"), 1).unwrap().first.unwrap();
+    assert_eq!(st.put(keyed(), b"3".to_vec()).unwrap(), Put::Duplicate(id), "reserved still holds it");
+    assert!(st.finish(id, d.token, Finish::Ack).unwrap());
+    assert!(matches!(st.put(keyed(), b"4".to_vec()).unwrap(), Put::Stored(n) if n > id), "freed after ack");
+
+    let ids = st.put_batch(job("b"), (0..100u8).map(|i| vec![i]).collect()).unwrap();
+    assert_eq!(ids.len(), 100);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let got = st.reserve(&q("b"), 100).unwrap();
+    assert_eq!(got.first.as_ref().unwrap().payload, vec![0]);
+    assert_eq!(got.more.last().unwrap().payload, vec![99]);
+    // All or nothing: text cannot hold a NUL byte, so this batch fails whole.
+    let last = st.last_job_id().unwrap();
+    assert!(st.put_batch(job("bad\0queue"), vec![vec![1], vec![2]]).is_err());
+    assert!(st.counts().unwrap().iter().all(|(n, _)| !n.starts_with("bad")));
+    assert!(st.list(&JobFilter { after_id: last, ..Default::default() }).unwrap().is_empty());
+    // The store still works after a failed write.
+    let c = st.put(job("c"), vec![]).unwrap().id();
+
+    let reserved = got.first.unwrap().id;
+    assert!(matches!(st.cancel(reserved), Err(Error::State(_))));
+    st.cancel(c).unwrap();
+    assert!(matches!(st.cancel(c), Err(Error::NotFound(_))));
+    st.close();
+}
+
+#[test]
+fn foreign_and_newer_schemas_are_refused_untouched() {
+    let s = Schema::new("foreign");
+    admin(&format!("CREATE SCHEMA {}", s.0));
+    admin(&format!("CREATE TABLE {}.accounts (id int)", s.0));
+    let e = open_with(&s, Arc::new(SystemClock), &config()).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    let tables = admin(&format!("SELECT tablename::text FROM pg_tables WHERE schemaname = '{}'", s.0));
+    assert_eq!(tables.len(), 1, "nothing created");
+
+    let n = Schema::new("newer");
+    open(&n, Arc::new(SystemClock)).close();
+    admin(&format!("UPDATE {}.meta SET value = '99' WHERE key = 'version'", n.0));
+    let e = open_with(&n, Arc::new(SystemClock), &config()).unwrap_err();
+    assert_eq!(e, Error::Version { found: 99, supported: 1 });
+
+    let e = open_with(&n, Arc::new(SystemClock), &Config { file_mode: 0o644, ..config() }).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArg(m) if m.contains("file_mode")), "{e}");
+}
+
+#[test]
+fn unreachable_server_is_io_naming_the_host() {
+    let started = Instant::now();
+    let e = PgStore::open(
+        "postgresql://postgres@127.0.0.1:1/test?connect_timeout=2",
+        &config(),
+        Env { clock: Arc::new(SystemClock), notifier: Arc::new(Notifier::default()) },
+    )
+    .unwrap_err();
+    assert!(matches!(&e, Error::Io(m) if m.contains("127.0.0.1:1")), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let e = PgStore::open(
+        "postgresql://h/db?bogus=1",
+        &config(),
+        Env { clock: Arc::new(SystemClock), notifier: Arc::new(Notifier::default()) },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::InvalidArg(_)), "{e}");
+}
+
+#[test]
+fn concurrent_puts_from_eight_threads_are_all_stored() {
+    let s = Schema::new("conc");
+    let st = Arc::new(open(&s, Arc::new(SystemClock)));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let st = st.clone();
+            std::thread::spawn(move || (0..50).map(|i| st.put(job("c"), vec![t, i]).unwrap().id()).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 400);
+    assert_eq!(counts_of(&st, "c").ready, 400);
+    st.close();
+}
+
+#[test]
+fn a_dead_clients_jobs_come_back_promptly() {
+    let s = Schema::new("dead");
+    let a = open(&s, Arc::new(SystemClock));
+    let b = open_with(&s, Arc::new(SystemClock), &Config { lease_ms: 60_000, ..config() }).unwrap();
+    let id = b.put(NewJob { lease_ms: 60_000, ..job("d") }, b"x".to_vec()).unwrap().id();
+    let d = b.reserve(&q("d"), 1).unwrap().first.unwrap();
+    assert_eq!(d.id, id);
+    // A looks while B is alive: nothing, and it is told to look again.
+    let none = a.reserve(&q("d"), 1).unwrap();
+    assert!(none.first.is_none());
+    assert_eq!(none.recheck_ms, Some(super::owner::SCAN_MS));
+    // B's session (the one holding its advisory lock) is killed, and B dies.
+    let owner = b.owner_id();
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+           AND ((classid::int8 << 32) | objid::int8) = {owner}"
+    ));
+    drop(b);
+    let started = Instant::now();
+    let got = loop {
+        if let Some(d) = a.reserve(&q("d"), 1).unwrap().first {
+            break d;
+        }
+        assert!(started.elapsed() < Duration::from_millis(1500), "not reclaimed in time");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!((got.id, got.attempt), (id, 2));
+    let info = a.job(id).unwrap().unwrap();
+    assert_eq!(info.state, JobState::Reserved);
+    a.close();
+}
+
+#[test]
+fn a_broken_connection_is_replaced_and_the_session_comes_back() {
+    let s = Schema::new("reconnect");
+    // An application_name of its own, to find this store's connections.
+    let app = format!("app_{}", s.0);
+    let url = format!("{}&application_name={app}", s.url());
+    let env = Env { clock: Arc::new(SystemClock), notifier: Arc::new(Notifier::default()) };
+    let st = PgStore::open(&url, &config(), env).unwrap();
+    st.put(job("r"), vec![]).unwrap();
+    let killed =
+        admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"));
+    assert!(killed.len() >= 2, "the pool's and the session's connections");
+    // A call may fail with Io once; then the store works again.
+    let mut ok = false;
+    for _ in 0..5 {
+        match st.put(job("r"), vec![]) {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(Error::Io(_)) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(ok);
+    let started = Instant::now();
+    let owner = st.owner_id();
+    loop {
+        let held = admin(&format!(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::int8 << 32) | objid::int8) = {owner}"
+        ));
+        if !held.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "advisory lock not re-taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    st.close();
+}
