@@ -13,6 +13,8 @@
 //! Set `JOBQ_CRASH_SEED` to replay a run's random choices (each test prints its seed).
 
 mod common;
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -349,13 +351,22 @@ fn no_error_records(log: &Path) {
 
 #[test]
 fn consumers_killed_mid_job_lose_no_job_and_no_job_is_acked_twice() {
+    consumers_killed_mid_job(false);
+}
+
+#[test]
+fn postgresql_consumers_killed_mid_job_lose_no_job_and_no_job_is_acked_twice() {
+    consumers_killed_mid_job(true);
+}
+
+fn consumers_killed_mid_job(postgres: bool) {
     const JOBS: u64 = 600;
     const CONSUMERS: usize = 4;
     const KILLS: usize = 25;
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("consume.db");
+    let (path, _schema) = store_path(dir.path(), "consume.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     let opts = PutOptions { lease_ms: Some(CONSUMER_LEASE_MS), max_attempts: Some(10_000), ..PutOptions::default() };
     let mut put = BTreeSet::new();
@@ -479,13 +490,22 @@ fn consumers_killed_mid_job_lose_no_job_and_no_job_is_acked_twice() {
 
 #[test]
 fn worker_pools_killed_inside_handlers_lose_no_job() {
+    worker_pools_killed_inside_handlers(false);
+}
+
+#[test]
+fn postgresql_worker_pools_killed_inside_handlers_lose_no_job() {
+    worker_pools_killed_inside_handlers(true);
+}
+
+fn worker_pools_killed_inside_handlers(postgres: bool) {
     const JOBS: u64 = 300;
     const POOLS: usize = 3;
     const KILLS: usize = 15;
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pool.db");
+    let (path, _schema) = store_path(dir.path(), "pool.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     // A 1 s lease, renewed every ~333 ms by the pool: a live pool never loses a job.
     let opts = PutOptions { lease_ms: Some(1_000), max_attempts: Some(10_000), ..PutOptions::default() };
@@ -637,12 +657,23 @@ fn read_producer_log(log: &Path, run: u64, logged: &mut Logged) {
     }
 }
 
-fn producers_killed_mid_put(durability: &str) {
+/// Where a test's store lives: a file in `dir`, or (`postgres`) a fresh
+/// schema, dropped with the returned guard.
+fn store_path(dir: &Path, name: &str, postgres: bool) -> (PathBuf, Option<pg::Schema>) {
+    if postgres {
+        let schema = pg::Schema::new(&pg::base_url(), "crash");
+        (PathBuf::from(schema.url()), Some(schema))
+    } else {
+        (dir.join(name), None)
+    }
+}
+
+fn producers_killed_mid_put(durability: &str, postgres: bool) {
     const ROUNDS: u64 = 4;
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("produce.db");
+    let (path, _schema) = store_path(dir.path(), "produce.db", postgres);
     Queue::open(&path, Config::default()).unwrap().close().unwrap();
     let started = Instant::now();
     let mut logged = Logged::default();
@@ -729,12 +760,17 @@ fn producers_killed_mid_put(durability: &str) {
 
 #[test]
 fn producers_killed_mid_put_and_mid_batch_lose_nothing_durability_full() {
-    producers_killed_mid_put("full");
+    producers_killed_mid_put("full", false);
 }
 
 #[test]
 fn producers_killed_mid_put_and_mid_batch_lose_nothing_durability_normal() {
-    producers_killed_mid_put("normal");
+    producers_killed_mid_put("normal", false);
+}
+
+#[test]
+fn postgresql_producers_killed_mid_put_and_mid_batch_lose_nothing_durability_full() {
+    producers_killed_mid_put("full", true);
 }
 
 // ------------------------------------------------------------------ write lock
@@ -873,9 +909,19 @@ fn killing_one_of_several_writers_stops_nobody() {
 
 #[test]
 fn the_job_of_a_killed_worker_goes_to_another_process_within_a_second() {
+    killed_worker_reclaim(false);
+}
+
+/// On PostgreSQL the holder's session advisory lock goes with its process.
+#[test]
+fn postgresql_the_job_of_a_killed_worker_goes_to_another_process_within_a_second() {
+    killed_worker_reclaim(true);
+}
+
+fn killed_worker_reclaim(postgres: bool) {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
+    let (path, _schema) = store_path(dir.path(), "reclaim.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     let opts = PutOptions { lease_ms: Some(60_000), ..PutOptions::default() };
     let id = q.put("reclaim", b"hold me", &opts).unwrap().id();

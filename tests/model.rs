@@ -14,6 +14,9 @@
 //! as long as the job was not delivered again (its token is current), even
 //! after its lease expired.
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -449,7 +452,7 @@ impl Model {
 
 /// A fresh queue file per case, copied from an empty one made once: creating
 /// the schema costs several fsyncs, copying a closed file none.
-fn fresh_queue(clock: Arc<ManualClock>) -> (tempfile::TempDir, Queue) {
+fn fresh_file_queue(clock: Arc<ManualClock>) -> (tempfile::TempDir, Queue) {
     static TEMPLATE: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> = std::sync::OnceLock::new();
     let (_, template) = TEMPLATE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -464,9 +467,32 @@ fn fresh_queue(clock: Arc<ManualClock>) -> (tempfile::TempDir, Queue) {
     (dir, q)
 }
 
-fn run(ops: &[Op], cov: &mut Coverage) -> Result<(), TestCaseError> {
+/// Which store the model runs against.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    File,
+    /// A fresh schema per case in the database of `pg::base_url()`.
+    Postgres,
+}
+
+/// A fresh, empty store for one case, and what removes it afterwards.
+fn fresh_queue(clock: Arc<ManualClock>, backend: Backend) -> (Box<dyn std::any::Any>, Queue) {
+    match backend {
+        Backend::File => {
+            let (dir, q) = fresh_file_queue(clock);
+            (Box::new(dir), q)
+        }
+        Backend::Postgres => {
+            let schema = pg::Schema::new(&pg::base_url(), "model");
+            let q = Queue::open_with_clock(schema.url(), config(), clock).unwrap();
+            (Box::new(schema), q)
+        }
+    }
+}
+
+fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseError> {
     let clock = Arc::new(ManualClock::new(START_MS));
-    let (_dir, q) = fresh_queue(clock.clone());
+    let (_store, q) = fresh_queue(clock.clone(), backend);
     let mut model = Model::new();
     let mut held: Vec<jobq::Job> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
@@ -596,14 +622,15 @@ impl Coverage {
     }
 }
 
-fn run_cases(default_cases: u32) {
+fn run_cases(default_cases: u32, backend: Backend) {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default_cases);
     // Shrinking is bounded so that a failure is reported in seconds.
     let config =
         ProptestConfig { cases, failure_persistence: None, max_shrink_time: 3000, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let coverage = std::cell::RefCell::new(Coverage::default());
-    let result = runner.run(&prop::collection::vec(op_strategy(), 20..40), |ops| run(&ops, &mut coverage.borrow_mut()));
+    let result =
+        runner.run(&prop::collection::vec(op_strategy(), 20..40), |ops| run(&ops, &mut coverage.borrow_mut(), backend));
     eprintln!("coverage over all cases (including shrinking): {:#?}", coverage.borrow());
     match result {
         Ok(()) => {}
@@ -618,7 +645,14 @@ fn run_cases(default_cases: u32) {
 /// The library against the model of the contract, 128 random sequences.
 #[test]
 fn model_contract() {
-    run_cases(128);
+    run_cases(128, Backend::File);
+}
+
+/// The same on PostgreSQL: 48 sequences (every operation is a round trip
+/// to the server, and each case creates and drops a schema).
+#[test]
+fn model_contract_postgresql() {
+    run_cases(48, Backend::Postgres);
 }
 
 // ------------------------------ regression tests: expiry on the last attempt

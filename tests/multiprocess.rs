@@ -11,6 +11,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jobq::{Config, Durability, PutOptions, Queue, QueueCounts};
 
+#[path = "support/pg.rs"]
+mod pg;
+
+/// The store of a test: a file in `dir`, or (`postgres`) a fresh schema
+/// dropped with the returned guard.
+fn store(dir: &Path, name: &str, postgres: bool) -> (PathBuf, Option<pg::Schema>) {
+    if postgres {
+        let schema = pg::Schema::new(&pg::base_url(), "mp");
+        (PathBuf::from(schema.url()), Some(schema))
+    } else {
+        (dir.join(name), None)
+    }
+}
+
 const ROLE: &str = "JOBQ_MP_ROLE";
 const PATH: &str = "JOBQ_MP_PATH";
 const ARG: &str = "JOBQ_MP_ARG";
@@ -156,8 +170,18 @@ fn wait_ok(child: Child, who: &str) -> String {
 
 #[test]
 fn producers_and_consumers_in_separate_processes_account_for_every_job() {
+    producers_and_consumers_in_separate_processes_account_for_every_job_on(false);
+}
+
+/// The same with the store in PostgreSQL.
+#[test]
+fn postgresql_producers_and_consumers_in_separate_processes_account_for_every_job() {
+    producers_and_consumers_in_separate_processes_account_for_every_job_on(true);
+}
+
+fn producers_and_consumers_in_separate_processes_account_for_every_job_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mp.db");
+    let (path, _schema) = store(dir.path(), "mp.db", postgres);
     let marker = dir.path().join("producers-done");
     // Create the file (and its schema) once, before the children race to.
     Queue::open(&path, config()).unwrap().close().unwrap();
@@ -209,9 +233,19 @@ fn producers_and_consumers_in_separate_processes_account_for_every_job() {
 
 #[test]
 fn a_put_from_another_process_wakes_a_blocked_reserve() {
+    a_put_from_another_process_wakes_a_blocked_reserve_on(false);
+}
+
+/// LISTEN/NOTIFY: the same with the store in PostgreSQL.
+#[test]
+fn postgresql_a_put_from_another_process_wakes_a_blocked_reserve() {
+    a_put_from_another_process_wakes_a_blocked_reserve_on(true);
+}
+
+fn a_put_from_another_process_wakes_a_blocked_reserve_on(postgres: bool) {
     const ROUNDS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wake.db");
+    let (path, _schema) = store(dir.path(), "wake.db", postgres);
     let marker = dir.path().join("parent-waiting");
     let q = Queue::open(&path, config()).unwrap();
     let child = spawn_child("waker", &path, &[(MARKER, marker.display().to_string()), (ARG, ROUNDS.to_string())]);
@@ -276,8 +310,19 @@ fn check_redelivered(job: Option<jobq::Job>, id: u64, waited: Duration) {
 
 #[test]
 fn a_job_held_by_a_killed_process_is_delivered_again_at_once() {
+    a_job_held_by_a_killed_process_is_delivered_again_at_once_on(false);
+}
+
+/// The holder's advisory lock goes with its process.
+#[test]
+fn postgresql_a_job_held_by_a_killed_process_is_delivered_again_at_once() {
+    a_job_held_by_a_killed_process_is_delivered_again_at_once_on(true);
+}
+
+fn a_job_held_by_a_killed_process_is_delivered_again_at_once_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (q, id, child) = held_by_child(&dir.path().join("kill.db"));
+    let (path, _schema) = store(dir.path(), "kill.db", postgres);
+    let (q, id, child) = held_by_child(&path);
     kill_and_reap(child);
     let started = Instant::now();
     let job = q.reserve("held", Some(Duration::from_secs(2))).unwrap();
@@ -294,8 +339,19 @@ fn a_job_held_by_a_killed_process_is_delivered_again_at_once() {
 /// then slept until its timeout instead of rechecking.
 #[test]
 fn a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile() {
+    a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile_on(false);
+}
+
+/// The same with the store in PostgreSQL.
+#[test]
+fn postgresql_a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile() {
+    a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile_on(true);
+}
+
+fn a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (q, id, child) = held_by_child(&dir.path().join("killwait.db"));
+    let (path, _schema) = store(dir.path(), "killwait.db", postgres);
+    let (q, id, child) = held_by_child(&path);
     let waiter = {
         let q = q.clone();
         std::thread::spawn(move || {

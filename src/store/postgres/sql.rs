@@ -49,7 +49,10 @@ pub(crate) const EXPIRE_KEY_HOLDER: &str = "UPDATE jobs SET state = 2,
 pub(crate) const INSERT_UNIQUE: &str = "WITH ins AS (
         INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at,
                           updated_at, unique_key)
-        VALUES ($1::text, $2::int2, $3::int4, $4::int8, $5::int8, $6::int8, $7::bytea, $8::int8, $8::int8, $9::text)
+        SELECT $1::text, $2::int2, $3::int4, $4::int8, $5::int8, $6::int8, $7::bytea, $8::int8, $8::int8, $9::text
+        -- No id is drawn when a live job holds the key (ids follow puts, as in a file).
+        WHERE NOT EXISTS (SELECT 1 FROM jobs
+                          WHERE queue = $1::text AND unique_key = $9::text AND state IN (0, 1, 3))
         ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN (0, 1, 3) DO NOTHING
         RETURNING id)
      SELECT id, true FROM ins
