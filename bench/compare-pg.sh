@@ -41,7 +41,7 @@ RUN=1
 log() { echo "[compare-pg] $*" >&2; }
 
 mkdir -p "$HERE/build"
-make -C "$HERE" >"$HERE/build/make-pg.log" 2>&1 || { cat "$HERE/build/make-pg.log"; exit 1; }
+make -B -C "$HERE" >"$HERE/build/make-pg.log" 2>&1 || { cat "$HERE/build/make-pg.log"; exit 1; }
 Q="$HERE/build/qbench"
 "$Q" list | grep -qx river || { log "qbench built without libpq (install libpq-dev)"; exit 1; }
 HAVE_JOBQ=0
@@ -93,7 +93,7 @@ for P in $PRODUCER_SETS; do
             [ "$be" = jobq ] && sql "set client_min_messages=warning; drop schema if exists $schema cascade" >/dev/null
             dir="$(mktemp -d /tmp/jobq-pg.XXXXXX)"
             case $ph in
-            enqueue) args=(-n "$N" -s 100 -c 0 -p "$P" -t "$ENQ_CAP_S"); cap=$ENQ_CAP_S ;;
+            enqueue) args=(-n "$N" -s 100 -p "$P" -t "$ENQ_CAP_S"); cap=$ENQ_CAP_S ;;
             cycle) args=(-n "$N" -s 100 -c $CONSUMERS -p "$P" -t "$CYC_CAP_S"); cap=$CYC_CAP_S ;;
             paced) args=(-s 100 -c $CONSUMERS -p 1 -r "$PACED_RATE" -d "$PACED_S" -t $((PACED_S + 10))); cap=$((PACED_S + 10)) ;;
             esac
@@ -111,7 +111,6 @@ for P in $PRODUCER_SETS; do
             fi
             rate=$(kv rate "$res"); p50=$(kv p50_ms "$res"); p99=$(kv p99_ms "$res")
             capped=$(kv capped "$res"); done_=$(kv done "$res"); secs=$(kv secs "$res")
-            [ "$ph" = enqueue ] && done_=$(kv produced "$res")
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$RUN" "$row" $ph "$rate" "$p50" "$p99" "$capped" "$done_" "$secs" >>"$OUT_RAW"
             log "$row $ph: $res"
             if [ "$ph" = cycle ]; then
