@@ -21,6 +21,9 @@
  *   queue=NAME               queue name inside the file (default "bench")
  *   batch=N                  read by the driver: producers call put_batch
  *                            with N jobs instead of put
+ *   url=URL                  open URL instead of DIR/jobq.db, e.g.
+ *                            postgresql://postgres@127.0.0.1:5432/test?schema=NAME
+ *                            (the PostgreSQL backend; compare-pg.sh)
  * The queue file is DIR/jobq.db, created by jobq_open in the fresh run dir.
  */
 #include "qb.h"
@@ -101,7 +104,12 @@ static int jq_setup(const char *dir, const char *opts) {
         snprintf(lease, sizeof lease, ",\"lease_ms\":%llu", ms);
     }
     snprintf(jq_config, sizeof jq_config, "{\"durability\":\"%s\"%s}", durability, lease);
-    if ((size_t)snprintf(jq_path, sizeof jq_path, "%s/jobq.db", dir) >= sizeof jq_path) return -1;
+    char url[sizeof jq_path];
+    if (qb_opt(opts, "url", url, sizeof url) == 0 && url[0]) {
+        snprintf(jq_path, sizeof jq_path, "%s", url);
+    } else if ((size_t)snprintf(jq_path, sizeof jq_path, "%s/jobq.db", dir) >= sizeof jq_path) {
+        return -1;
+    }
 
     /* Open once here: creates the file and reports config errors before any
      * thread starts. shared=1 keeps this handle for all threads. */
