@@ -366,7 +366,7 @@ fn consumers_killed_mid_job(postgres: bool) {
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store_path(dir.path(), "consume.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "consume.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     let opts = PutOptions { lease_ms: Some(CONSUMER_LEASE_MS), max_attempts: Some(10_000), ..PutOptions::default() };
     let mut put = BTreeSet::new();
@@ -505,7 +505,7 @@ fn worker_pools_killed_inside_handlers(postgres: bool) {
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store_path(dir.path(), "pool.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "pool.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     // A 1 s lease, renewed every ~333 ms by the pool: a live pool never loses a job.
     let opts = PutOptions { lease_ms: Some(1_000), max_attempts: Some(10_000), ..PutOptions::default() };
@@ -657,23 +657,12 @@ fn read_producer_log(log: &Path, run: u64, logged: &mut Logged) {
     }
 }
 
-/// Where a test's store lives: a file in `dir`, or (`postgres`) a fresh
-/// schema, dropped with the returned guard.
-fn store_path(dir: &Path, name: &str, postgres: bool) -> (PathBuf, Option<pg::Schema>) {
-    if postgres {
-        let schema = pg::Schema::new(&pg::base_url(), "crash");
-        (PathBuf::from(schema.url()), Some(schema))
-    } else {
-        (dir.join(name), None)
-    }
-}
-
 fn producers_killed_mid_put(durability: &str, postgres: bool) {
     const ROUNDS: u64 = 4;
     let _serial = serial();
     let (mut rng, seed) = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store_path(dir.path(), "produce.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "produce.db", postgres);
     Queue::open(&path, Config::default()).unwrap().close().unwrap();
     let started = Instant::now();
     let mut logged = Logged::default();
@@ -921,7 +910,7 @@ fn postgresql_the_job_of_a_killed_worker_goes_to_another_process_within_a_second
 fn killed_worker_reclaim(postgres: bool) {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store_path(dir.path(), "reclaim.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "reclaim.db", postgres);
     let q = Queue::open(&path, Config::default()).unwrap();
     let opts = PutOptions { lease_ms: Some(60_000), ..PutOptions::default() };
     let id = q.put("reclaim", b"hold me", &opts).unwrap().id();

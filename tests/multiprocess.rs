@@ -14,17 +14,6 @@ use jobq::{Config, Durability, PutOptions, Queue, QueueCounts};
 #[path = "support/pg.rs"]
 mod pg;
 
-/// The store of a test: a file in `dir`, or (`postgres`) a fresh schema
-/// dropped with the returned guard.
-fn store(dir: &Path, name: &str, postgres: bool) -> (PathBuf, Option<pg::Schema>) {
-    if postgres {
-        let schema = pg::Schema::new(&pg::base_url(), "mp");
-        (PathBuf::from(schema.url()), Some(schema))
-    } else {
-        (dir.join(name), None)
-    }
-}
-
 const ROLE: &str = "JOBQ_MP_ROLE";
 const PATH: &str = "JOBQ_MP_PATH";
 const ARG: &str = "JOBQ_MP_ARG";
@@ -181,7 +170,7 @@ fn postgresql_producers_and_consumers_in_separate_processes_account_for_every_jo
 
 fn producers_and_consumers_in_separate_processes_account_for_every_job_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store(dir.path(), "mp.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "mp.db", postgres);
     let marker = dir.path().join("producers-done");
     // Create the file (and its schema) once, before the children race to.
     Queue::open(&path, config()).unwrap().close().unwrap();
@@ -245,7 +234,7 @@ fn postgresql_a_put_from_another_process_wakes_a_blocked_reserve() {
 fn a_put_from_another_process_wakes_a_blocked_reserve_on(postgres: bool) {
     const ROUNDS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store(dir.path(), "wake.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "wake.db", postgres);
     let marker = dir.path().join("parent-waiting");
     let q = Queue::open(&path, config()).unwrap();
     let child = spawn_child("waker", &path, &[(MARKER, marker.display().to_string()), (ARG, ROUNDS.to_string())]);
@@ -321,7 +310,7 @@ fn postgresql_a_job_held_by_a_killed_process_is_delivered_again_at_once() {
 
 fn a_job_held_by_a_killed_process_is_delivered_again_at_once_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store(dir.path(), "kill.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "kill.db", postgres);
     let (q, id, child) = held_by_child(&path);
     kill_and_reap(child);
     let started = Instant::now();
@@ -350,7 +339,7 @@ fn postgresql_a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile() {
 
 fn a_waiting_reserve_gets_the_job_of_a_holder_killed_meanwhile_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _schema) = store(dir.path(), "killwait.db", postgres);
+    let (path, _schema) = pg::store(dir.path(), "killwait.db", postgres);
     let (q, id, child) = held_by_child(&path);
     let waiter = {
         let q = q.clone();

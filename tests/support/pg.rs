@@ -250,3 +250,14 @@ impl Drop for SchemaPrefix {
         }
     }
 }
+
+/// The store of a test: a file `name` in `dir`, or (`postgres`) a fresh
+/// schema, dropped with the returned guard.
+pub fn store(dir: &std::path::Path, name: &str, postgres: bool) -> (PathBuf, Option<Schema>) {
+    if postgres {
+        let schema = Schema::new(&base_url(), "st");
+        (PathBuf::from(schema.url()), Some(schema))
+    } else {
+        (dir.join(name), None)
+    }
+}

@@ -53,6 +53,15 @@ pub(crate) fn is_clean_failure(err: &tokio_postgres::Error) -> bool {
 /// The error with its source chain (tokio-postgres's Display leaves out the
 /// OS error, e.g. "connection refused").
 fn describe(err: &tokio_postgres::Error) -> String {
+    let mut text = with_sources(err);
+    if err.is_closed() {
+        text.push_str(" (the connection was lost; the next call reconnects)");
+    }
+    text
+}
+
+/// `err`'s text followed by each of its sources' that adds something.
+pub(crate) fn with_sources(err: &tokio_postgres::Error) -> String {
     use std::error::Error as _;
     let mut text = err.to_string();
     let mut source = err.source();
@@ -63,9 +72,6 @@ fn describe(err: &tokio_postgres::Error) -> String {
             text.push_str(&part);
         }
         source = s.source();
-    }
-    if err.is_closed() {
-        text.push_str(" (the connection was lost; the next call reconnects)");
     }
     text
 }

@@ -117,21 +117,10 @@ impl Settings {
 /// A connect error with its causes (the driver's Display leaves out e.g.
 /// "password authentication failed" details and OS errors).
 fn detail(e: &tokio_postgres::Error) -> String {
-    use std::error::Error as _;
     if let Some(db) = e.as_db_error() {
         return format!("{} (SQLSTATE {})", db.message(), db.code().code());
     }
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
+    super::errors::with_sources(e)
 }
 
 /// One connection and its prepared statements.
