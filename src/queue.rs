@@ -4,7 +4,7 @@
 //! share one store handle.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,20 +77,9 @@ impl Queue {
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("path is empty"));
         }
-        let Some(text) = path.to_str() else {
-            // A file path that is not UTF-8 is still a file path.
-            return Self::open_file(path, config, clock);
-        };
         let notifier = Arc::new(Notifier::default());
         let env = store::Env { clock: clock.clone(), notifier: notifier.clone() };
-        let store = store::open(text, &config, env)?;
-        Ok(Queue { inner: Arc::new(Context::new(path, config, clock, store, notifier)) })
-    }
-
-    fn open_file(path: PathBuf, config: Config, clock: Arc<dyn Clock>) -> Result<Queue> {
-        let notifier = Arc::new(Notifier::default());
-        let env = store::Env { clock: clock.clone(), notifier: notifier.clone() };
-        let store = store::open_file(&path, &config, env)?;
+        let store = store::open(&path, &config, env)?;
         Ok(Queue { inner: Arc::new(Context::new(path, config, clock, store, notifier)) })
     }
 

@@ -55,6 +55,17 @@ impl JobState {
             JobState::Dead => "dead",
         }
     }
+
+    /// The state from the code both backends' listing SQL computes:
+    /// 0 ready, 1 scheduled, 2 reserved, anything else dead.
+    pub(crate) fn from_code(code: i64) -> JobState {
+        match code {
+            0 => JobState::Ready,
+            1 => JobState::Scheduled,
+            2 => JobState::Reserved,
+            _ => JobState::Dead,
+        }
+    }
 }
 
 impl std::fmt::Display for JobState {
@@ -325,17 +336,13 @@ pub fn redacted(path: &str) -> String {
     }
 }
 
-/// Opens the store that `path` names: a PostgreSQL URL or a file path.
-pub(crate) fn open(path: &str, config: &Config, env: Env) -> Result<Box<dyn Store>> {
-    if is_postgres_url(path) {
-        return Ok(Box::new(postgres::PgStore::open(path, config, env)?));
+/// Opens the store that `path` names: a PostgreSQL URL, or a file path (a
+/// path that is not UTF-8 is a file path too).
+pub(crate) fn open(path: &std::path::Path, config: &Config, env: Env) -> Result<Box<dyn Store>> {
+    match path.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Box::new(postgres::PgStore::open(url, config, env)?)),
+        _ => Ok(Box::new(sqlite::SqliteStore::open(path, config, env)?)),
     }
-    open_file(std::path::Path::new(path), config, env)
-}
-
-/// Opens the queue file at `path`.
-pub(crate) fn open_file(path: &std::path::Path, config: &Config, env: Env) -> Result<Box<dyn Store>> {
-    Ok(Box::new(sqlite::SqliteStore::open(path, config, env)?))
 }
 
 #[cfg(test)]

@@ -199,8 +199,7 @@ impl PgStore {
                 (got, next_due) =
                     self.pool.run(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
                 if reclaimed as usize > got.len() {
-                    self.notifier.bump();
-                    self.wake.send([Arc::<str>::from(queue)]);
+                    self.wake_queue(queue);
                 }
             }
         }
@@ -249,39 +248,27 @@ async fn claim_round(
     )
     .await?;
     let mut got = Vec::with_capacity(rows.len());
-    let mut keys = Vec::with_capacity(rows.len());
     for r in &rows {
-        keys.push((r.try_get::<_, i32>(1)?, r.try_get::<_, i64>(0)?));
-        got.push(Delivery {
+        let delivery = Delivery {
             id: r.try_get::<_, i64>(0)? as u64,
             attempt: r.try_get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
             token: r.try_get(3)?,
             lease_ms: r.try_get::<_, i64>(4)?.max(0) as u64,
             payload: r.try_get(5)?,
-        });
+        };
+        got.push(((r.try_get::<_, i32>(1)?, delivery.id), delivery));
     }
-    // RETURNING does not keep the claim's order.
-    let mut order: Vec<usize> = (0..got.len()).collect();
-    order.sort_by_key(|&i| keys[i]);
-    let mut slots: Vec<Option<Delivery>> = got.into_iter().map(Some).collect();
-    let got = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    // RETURNING does not keep the claim's order: (priority, id) again.
+    got.sort_unstable_by_key(|(key, _)| *key);
+    let got = got.into_iter().map(|(_, d)| d).collect();
     Ok((got, due.try_get::<_, Option<i64>>(0)?))
-}
-
-fn job_state(code: i32) -> JobState {
-    match code {
-        0 => JobState::Ready,
-        1 => JobState::Scheduled,
-        2 => JobState::Reserved,
-        _ => JobState::Dead,
-    }
 }
 
 fn job_info(r: &Row) -> std::result::Result<JobInfo, tokio_postgres::Error> {
     Ok(JobInfo {
         id: r.try_get::<_, i64>(0)? as u64,
         queue: r.try_get(1)?,
-        state: job_state(r.try_get(2)?),
+        state: JobState::from_code(r.try_get::<_, i32>(2)?.into()),
         priority: r.try_get(3)?,
         attempts: r.try_get::<_, i64>(4)?.clamp(0, u32::MAX as i64) as u32,
         max_attempts: r.try_get::<_, i64>(5)?.clamp(0, u32::MAX as i64) as u32,

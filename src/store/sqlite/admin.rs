@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::store::{JobFilter, JobInfo, JobState};
 
 /// The effective state, as the stats count it (`?1` is now). Answers 0
-/// ready, 1 scheduled, 2 reserved, 3 dead (see `state_from_code`).
+/// ready, 1 scheduled, 2 reserved, 3 dead (see `JobState::from_code`).
 const EFFECTIVE_STATE: &str = "CASE
     WHEN state = 0 OR (state = 3 AND run_at <= ?1)
         OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts) THEN 0
@@ -32,15 +32,6 @@ fn condition(state: JobState) -> &'static str {
         JobState::Scheduled => IS_SCHEDULED,
         JobState::Reserved => IS_RESERVED,
         JobState::Dead => IS_DEAD,
-    }
-}
-
-fn state_from_code(code: i64) -> JobState {
-    match code {
-        0 => JobState::Ready,
-        1 => JobState::Scheduled,
-        2 => JobState::Reserved,
-        _ => JobState::Dead,
     }
 }
 
@@ -63,7 +54,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobInfo> {
     Ok(JobInfo {
         id: r.get::<_, i64>(0)? as u64,
         queue: r.get(1)?,
-        state: state_from_code(r.get(2)?),
+        state: JobState::from_code(r.get(2)?),
         priority: r.get(3)?,
         attempts: r.get::<_, i64>(4)? as u32,
         max_attempts: r.get::<_, i64>(5)? as u32,
