@@ -53,6 +53,10 @@ use wake::{Session, Wake};
 /// How soon a waiting reserve looks again when it cannot count on
 /// notifications (`wakeups: poll`, or the session connection is down).
 const POLL_MS: u64 = 5;
+/// How soon a waiting reserve looks again even when it is listening: a
+/// client killed between its commit and its NOTIFY (or a NOTIFY lost any
+/// other way) delays a wakeup by at most this much, not by the whole wait.
+const LISTEN_RECHECK_MS: u64 = 1000;
 /// How long close waits for the background tasks.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -209,14 +213,14 @@ impl PgStore {
         attempt.more = it.collect();
         if n < want {
             attempt.next_due = next_due;
-            let mut recheck = None;
+            let mut recheck = LISTEN_RECHECK_MS;
             if self.wakeups == Wakeups::Poll || !self.wake.is_up() {
-                recheck = Some(POLL_MS);
+                recheck = POLL_MS;
             }
             if self.scan.others_alive() {
-                recheck = Some(recheck.unwrap_or(owner::SCAN_MS).min(owner::SCAN_MS));
+                recheck = recheck.min(owner::SCAN_MS);
             }
-            attempt.recheck_ms = recheck;
+            attempt.recheck_ms = Some(recheck);
         }
         Ok(attempt)
     }

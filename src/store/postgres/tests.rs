@@ -361,3 +361,21 @@ fn a_broken_connection_is_replaced_and_the_session_comes_back() {
     }
     st.close();
 }
+
+#[test]
+fn a_put_just_before_close_still_notifies_the_others() {
+    let s = Schema::new("lastput");
+    let notifier = Arc::new(Notifier::default());
+    let env = Env { clock: Arc::new(SystemClock), notifier: notifier.clone() };
+    let a = PgStore::open(&s.url(), &config(), env).unwrap();
+    for round in 0..5 {
+        let b = open(&s, Arc::new(SystemClock));
+        let seen = notifier.generation();
+        b.put(job("w"), vec![round]).unwrap();
+        // Closed at once, inside the NOTIFY rate limit of the put.
+        b.close();
+        notifier.wait(seen, Instant::now() + Duration::from_secs(5), None);
+        assert_ne!(notifier.generation(), seen, "round {round}: B's last put never reached A");
+    }
+    a.close();
+}

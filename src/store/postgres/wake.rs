@@ -109,13 +109,17 @@ impl Session {
     }
 
     /// The task: sends NOTIFYs, keeps the connection up, until stopped.
+    /// Stopping sends what is still pending first (a put just before close
+    /// must still wake the others), unless the connection is down then.
     /// Dropping the client at the end closes the session (and frees the lock).
     pub(crate) async fn run(self, mut client: Option<Client>) {
         let chan = channel(&self.settings.url.schema);
         let mut backoff = RECONNECT_MIN;
-        while !self.wake.stop.load(SeqCst) {
+        loop {
+            let stopping = self.wake.stop.load(SeqCst);
             let c = match client.take() {
                 Some(c) if !c.is_closed() => c,
+                _ if stopping => break,
                 _ => {
                     self.wake.up.store(false, SeqCst);
                     match self.establish().await {
@@ -139,6 +143,9 @@ impl Session {
                     .collect();
             if queues.is_empty() {
                 client = Some(c);
+                if stopping {
+                    break;
+                }
                 self.wake.signal.notified().await;
                 continue;
             }
@@ -152,6 +159,9 @@ impl Session {
                 self.wake.pending.lock().unwrap_or_else(PoisonError::into_inner).extend(queues);
             }
             client = Some(c);
+            if stopping {
+                break;
+            }
             tokio::time::sleep(RATE).await;
         }
         self.wake.up.store(false, SeqCst);
