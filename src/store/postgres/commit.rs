@@ -68,23 +68,23 @@ pub(crate) struct Committer {
     known: Mutex<HashSet<Arc<str>>>,
 }
 
-type Param = Box<dyn ToSql + Sync + Send>;
-type Rows = std::result::Result<Vec<Row>, tokio_postgres::Error>;
-type Step<'a> = Pin<Box<dyn Future<Output = Rows> + Send + 'a>>;
+pub(super) type Param = Box<dyn ToSql + Sync + Send>;
+pub(super) type Rows = std::result::Result<Vec<Row>, tokio_postgres::Error>;
+pub(super) type Step<'a> = Pin<Box<dyn Future<Output = Rows> + Send + 'a>>;
 
-fn query<'a>(client: &'a Client, st: &'a Statement, params: &'a [Param]) -> Step<'a> {
+pub(super) fn query<'a>(client: &'a Client, st: &'a Statement, params: &'a [Param]) -> Step<'a> {
     Box::pin(async move {
         let rows = client.query_raw(st, params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync))).await?;
         rows.try_collect().await
     })
 }
 
-fn simple<'a>(client: &'a Client, text: &'static str) -> Step<'a> {
+pub(super) fn simple<'a>(client: &'a Client, text: &'static str) -> Step<'a> {
     Box::pin(async move { client.batch_execute(text).await.map(|()| Vec::new()) })
 }
 
 /// Runs `steps` pipelined: each is first polled (and so sent) in order.
-async fn pipeline(steps: Vec<Step<'_>>) -> Vec<Rows> {
+pub(super) async fn pipeline(steps: Vec<Step<'_>>) -> Vec<Rows> {
     let mut steps: Vec<Option<Step<'_>>> = steps.into_iter().map(Some).collect();
     let mut out: Vec<Option<Rows>> = steps.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -397,18 +397,32 @@ impl Committer {
             calls.len() - 1
         });
 
-        // BEGIN, every statement, pipelined; then the answers in order.
+        // BEGIN, every statement, pipelined; then the answers in order. The
+        // COMMIT goes in the same pipeline unless a keyed put may need a
+        // second look inside the transaction. Without a put or batch in it
+        // the transaction does not wait for the WAL flush, whatever the
+        // durability: as on SQLite, a finish undone by a server crash means
+        // the job is delivered again, never lost.
         let client = &conn.client;
-        let mut steps = Vec::with_capacity(calls.len() + 1);
+        let durable = writes.iter().any(|w| matches!(w, Write::Put { .. } | Write::Batch { .. }));
+        let commit_now = !slots.iter().any(|s| matches!(s, Slot::Put { keyed: true, .. }));
+        let mut steps = Vec::with_capacity(calls.len() + 3);
         steps.push(simple(client, "BEGIN"));
+        if !durable {
+            steps.push(simple(client, "SET LOCAL synchronous_commit = off"));
+        }
+        let first = steps.len();
         for (st, params) in &calls {
             steps.push(query(client, st, params));
+        }
+        if commit_now {
+            steps.push(simple(client, "COMMIT"));
         }
         let mut results = Vec::with_capacity(calls.len());
         for (i, r) in pipeline(steps).await.into_iter().enumerate() {
             // The first error is the cause; those after it say "aborted".
             let rows = r?;
-            if i > 0 {
+            if i >= first && results.len() < calls.len() {
                 results.push(rows);
             }
         }
@@ -459,7 +473,9 @@ impl Committer {
             };
             answers.push(answer);
         }
-        client.batch_execute("COMMIT").await?;
+        if !commit_now {
+            client.batch_execute("COMMIT").await?;
+        }
         wake.sort_unstable();
         wake.dedup();
         Ok((answers, wake))

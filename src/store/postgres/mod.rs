@@ -46,7 +46,7 @@ use crate::store::{
     Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, Store,
 };
 
-use commit::{Answer, Committer, Msg, Write};
+use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
 use pool::{Conn, Fail, Pool, Settings};
 use wake::{Session, Wake};
 
@@ -245,12 +245,29 @@ async fn claim_round(
     let now = clock.now_ms();
     let want = want.min(i64::MAX as usize) as i64;
     let client = &c.client;
-    let (_, rows, due) = futures_util::future::try_join3(
-        client.query_one(&promote, &[&queue, &now]),
-        client.query(&claim, &[&queue, &now, &want, &owner]),
-        client.query_one(&next, &[&queue]),
-    )
-    .await?;
+    // One transaction, one round trip. It does not wait for the WAL flush:
+    // a claim undone by a server crash leaves the job ready to deliver
+    // again (at-least-once), as on SQLite.
+    let promote_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now)];
+    let claim_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now), Box::new(want), Box::new(owner)];
+    let next_p: Vec<Param> = vec![Box::new(queue.to_string())];
+    let steps = vec![
+        simple(client, "BEGIN"),
+        simple(client, "SET LOCAL synchronous_commit = off"),
+        query(client, &promote, &promote_p),
+        query(client, &claim, &claim_p),
+        query(client, &next, &next_p),
+        simple(client, "COMMIT"),
+    ];
+    let mut results = Vec::with_capacity(6);
+    for r in pipeline(steps).await {
+        results.push(r?);
+    }
+    let rows = std::mem::take(&mut results[3]);
+    let next_due = match results[4].first() {
+        Some(r) => r.try_get::<_, Option<i64>>(0)?,
+        None => None,
+    };
     let mut got = Vec::with_capacity(rows.len());
     for r in &rows {
         let delivery = Delivery {
@@ -265,7 +282,7 @@ async fn claim_round(
     // RETURNING does not keep the claim's order: (priority, id) again.
     got.sort_unstable_by_key(|(key, _)| *key);
     let got = got.into_iter().map(|(_, d)| d).collect();
-    Ok((got, due.try_get::<_, Option<i64>>(0)?))
+    Ok((got, next_due))
 }
 
 fn job_info(r: &Row) -> std::result::Result<JobInfo, tokio_postgres::Error> {
