@@ -1,5 +1,5 @@
 /* The C++17 wrapper include/jobq.hpp: errors as exceptions, RAII owners,
- * every Queue/Job/Worker call, escape hatches, and a handler that throws
+ * every Queue/Job/Worker call (the batched ones too), escape hatches, and a handler that throws
  * (caught by the trampoline and counted as a retry). argv[1] = a fresh
  * directory. */
 #include <atomic>
@@ -192,6 +192,56 @@ static void test_queue_and_jobs(const char *dir) {
   CHECK(adopted.reserve("c") && adopted.capi() == rawq);
 }  // ~Queue closes `adopted`
 
+// Job::ack_and_reserve, Queue::reserve_many, jobqpp::ack_many.
+static void test_batched_calls(const char *dir) {
+  Queue q(check_path(dir, "many.db"), R"({"backoff_base_ms": 60000, "backoff_jitter": 0})");
+  std::vector<std::uint64_t> ids = q.put_batch("m", {"a", "b", "c"});
+
+  // A worker's loop: each call acks the job held and leases the next.
+  std::vector<std::uint64_t> seen;
+  for (std::optional<Job> job = q.reserve("m"); job;) {
+    seen.push_back(job->id());
+    std::optional<Job> next = job->ack_and_reserve("m");
+    CHECK_THROWS(job->ack(), JOBQ_E_STATE);  // acked by ack_and_reserve
+    job = std::move(next);
+  }
+  CHECK(seen == ids);
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"));
+
+  // reserve_many: up to max, in order; empty on timeout.
+  std::vector<std::uint64_t> more = q.put_batch("m", {"1", "2", "3", "4", "5"});
+  std::vector<Job> batch = q.reserve_many("m", 3);
+  CHECK(batch.size() == 3 && batch[0].id() == more[0] && batch[2].id() == more[2]);
+  std::vector<Job> rest = q.reserve_many("m", 10, 100);
+  CHECK(rest.size() == 2 && rest[0].id() == more[3] && rest[1].payload() == "5");
+  CHECK(q.reserve_many("m", 4, 0).empty());
+  CHECK_THROWS(q.reserve_many("m", 0), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.reserve_many("m", JOBQ_RESERVE_MANY_MAX + 1), JOBQ_E_INVALID_ARG);
+
+  // ack_many: per-job statuses; a stale one (acked already) is JOBQ_E_STATE.
+  rest[0].ack();
+  std::vector<jobq_status> st = jobqpp::ack_many(rest);
+  CHECK(st.size() == 2 && st[0] == JOBQ_E_STATE && st[1] == JOBQ_OK);
+  st = jobqpp::ack_many(batch);
+  CHECK(st == std::vector<jobq_status>(3, JOBQ_OK));
+  CHECK(jobqpp::ack_many(std::vector<Job>()).empty());
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"));
+
+  // Jobs of two Queues in one ack_many: refused as a whole, nothing acked.
+  Queue other(check_path(dir, "many-other.db"));
+  other.put("o", "x");
+  q.put("m", "y");
+  std::optional<Job> mine = q.reserve("m"), theirs = other.reserve("o");
+  CHECK(mine && theirs);
+  if (!mine || !theirs) return;
+  std::vector<Job> mixed;
+  mixed.push_back(std::move(*mine));
+  mixed.push_back(std::move(*theirs));
+  CHECK_THROWS(jobqpp::ack_many(mixed), JOBQ_E_INVALID_ARG);
+  mixed[0].ack();
+  mixed[1].ack();
+}
+
 static void test_workers(const char *dir) {
   Queue q(check_path(dir, "work.db"), R"({"backoff_base_ms": 1, "backoff_jitter": 0, "max_attempts": 3})");
   std::atomic<int> done{0}, thrown{0}, foreign{0}, buried{0}, max_attempt{0};
@@ -270,6 +320,7 @@ int main(int argc, char **argv) {
   try {
     test_version_and_errors(argv[1]);
     test_queue_and_jobs(argv[1]);
+    test_batched_calls(argv[1]);
     test_workers(argv[1]);
   } catch (const std::exception &e) {
     fprintf(stderr, "uncaught exception: %s\n", e.what());

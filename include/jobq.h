@@ -39,13 +39,19 @@
 
 
 /**
+ * The largest `max` jobq_reserve_many accepts: one transaction leases
+ * them all, holding the store's write lock meanwhile.
+ */
+#define JOBQ_RESERVE_MANY_MAX 1000
+
+/**
  * Result of every fallible call. 0 = success, > 0 = a non-error outcome,
  * < 0 = an error. Codes are never renumbered.
  */
 typedef enum jobq_status {
   JOBQ_OK = 0,
   /**
-   * jobq_reserve: nothing became available in time.
+   * jobq_reserve, jobq_reserve_many, jobq_ack_reserve: nothing became available in time.
    */
   JOBQ_TIMEOUT = 1,
   /**
@@ -274,6 +280,51 @@ enum jobq_status jobq_touch(struct jobq_job *job, uint64_t lease_ms);
 enum jobq_status jobq_bury(struct jobq_job *job, const char *reason);
 
 /**
+ * Acks `job`'s delivery and leases the next ready job of `queue` (any queue
+ * of the handle `job` came from), in ONE transaction on SQLite (on
+ * PostgreSQL the ack commits first, then the reserve runs: two round
+ * trips). The ack is committed when this returns JOBQ_OK or JOBQ_TIMEOUT,
+ * whatever the reserve found.
+ * JOBQ_OK: *out_next is the next job (free it with jobq_job_free).
+ * While nothing is ready this waits like jobq_reserve (`timeout_ms`: 0 =
+ * don't wait, < 0 = forever, > 0 = up to that long); JOBQ_TIMEOUT (as
+ * jobq_reserve): nothing came in time, *out_next = NULL, the ack stored.
+ * JOBQ_E_STATE: this delivery is no longer current (finished already, or
+ * its lease expired and it was delivered again), as jobq_ack gives:
+ * nothing acked, nothing reserved, *out_next not written. Any other error
+ * (bad arguments are checked before the ack: NULL `queue` or `out_next`,
+ * empty queue name -> JOBQ_E_INVALID_ARG): nothing reserved and *out_next
+ * not written; the delivery is not marked finished, so jobq_ack may be
+ * called on it again (JOBQ_E_STATE then if the ack had been stored).
+ * `job` stays the caller's in every case, as after jobq_ack: free it with
+ * jobq_job_free (its accessors keep working until then).
+ */
+enum jobq_status jobq_ack_reserve(struct jobq_job *job, const char *queue, int64_t timeout_ms, struct jobq_job **out_next);
+
+/**
+ * Acks the `n` deliveries `jobs[0 .. n]` in one transaction on SQLite (on
+ * PostgreSQL the acks are queued together and normally share one). All the
+ * jobs must come from the same jobq handle, else JOBQ_E_INVALID_ARG and
+ * nothing is acked; a NULL, freed or invalid handle among them gives that
+ * handle's error (JOBQ_E_INVALID_ARG, JOBQ_E_HANDLE) and nothing is acked.
+ * Each delivery's lease token is checked on its own, as jobq_ack does.
+ * JOBQ_OK: all were acked. JOBQ_E_STATE: at least one was no longer current
+ * (finished already, or its lease expired and it was delivered again), that
+ * one changed nothing, and every other job WAS acked; jobq_last_error()
+ * names the first such job. `out_statuses` (nullable; else n slots)
+ * receives each job's own status (JOBQ_OK or JOBQ_E_STATE) when this
+ * returns JOBQ_OK or JOBQ_E_STATE, and is not written otherwise. Any
+ * other error (JOBQ_E_BUSY, JOBQ_E_IO, JOBQ_E_SHUTDOWN, ...): the call
+ * failed as a whole and no delivery is marked finished; the store may
+ * have kept some of the acks, so an ack again reports those as
+ * JOBQ_E_STATE, and any not kept are delivered again after their lease
+ * (at-least-once). n == 0: JOBQ_OK, nothing done (`jobs` may be NULL). The
+ * same handle twice: the second is JOBQ_E_STATE. The handles stay the
+ * caller's: free each with jobq_job_free.
+ */
+enum jobq_status jobq_ack_many(struct jobq_job *const *jobs, size_t n, enum jobq_status *out_statuses);
+
+/**
  * Frees the handle. Always call it, whatever happened to the job; an
  * unfinished job is delivered again when its lease expires. NULL or an
  * already freed handle is ignored.
@@ -339,6 +390,21 @@ enum jobq_status jobq_put_batch(struct jobq *q, const char *queue, const struct 
  * job with jobq_job_free whatever happens to it.
  */
 enum jobq_status jobq_reserve(struct jobq *q, const char *queue, int64_t timeout_ms, struct jobq_job **out);
+
+/**
+ * Leases up to `max` (1 to JOBQ_RESERVE_MANY_MAX) ready jobs of `queue` in
+ * one transaction, smallest (priority, id) first, each leased for its
+ * lease_ms; `out_jobs` has `max` slots. JOBQ_OK: *out_n (>= 1) jobs are in
+ * out_jobs[0 .. *out_n], in that order; slots past *out_n are not written.
+ * While none is ready this waits like jobq_reserve (`timeout_ms`: 0 =
+ * don't wait, < 0 = forever, > 0 = up to that long) and returns as soon as
+ * at least one is: it does not wait to fill all `max` slots. JOBQ_TIMEOUT
+ * (as jobq_reserve): nothing came in time, *out_n = 0. On an error nothing
+ * is written and nothing leased. max == 0, max > JOBQ_RESERVE_MANY_MAX, or
+ * a NULL pointer: JOBQ_E_INVALID_ARG. Free each job with jobq_job_free;
+ * finish them one by one or with jobq_ack_many.
+ */
+enum jobq_status jobq_reserve_many(struct jobq *q, const char *queue, size_t max, int64_t timeout_ms, struct jobq_job **out_jobs, size_t *out_n);
 
 /**
  * Dead -> ready for up to `max` jobs of `queue`, oldest first, attempts

@@ -15,6 +15,12 @@
  *     std::cout << job->payload() << "\n";
  *     job->ack();
  *   }                                               // jobq_job_free
+ *   for (auto job = q.reserve("mail", 1000); job;) {
+ *     send(job->payload());
+ *     job = job->ack_and_reserve("mail", 1000);    // ack + next in one call
+ *   }
+ *   auto batch = q.reserve_many("mail", 16, 1000);  // up to 16 in one transaction
+ *   jobqpp::ack_many(batch);                        // per-job statuses
  *   jobqpp::Worker w = jobqpp::Worker::start(q, "mail", [](const jobqpp::JobView& j) {
  *     send(j.payload());                            // a throw here means JOBQ_RETRY
  *     return JOBQ_DONE;
@@ -195,6 +201,20 @@ class Job {
   void touch(std::uint64_t lease_ms = 0) { detail::check(::jobq_touch(job_.get(), lease_ms)); }
   /** Dead now. */
   void bury(CStr reason = "") { detail::check(::jobq_bury(job_.get(), reason.c_str())); }
+  /**
+   * jobq_ack_reserve: acks this job and leases the next ready job of `queue`
+   * (of the same Queue) in one call, waiting up to timeout_ms like
+   * Queue::reserve(); std::nullopt when nothing came (the ack is stored all
+   * the same). This Job keeps its handle (freed by its destructor); throws
+   * Error (JOBQ_E_STATE: this delivery was stale, nothing acked or leased).
+   */
+  std::optional<Job> ack_and_reserve(CStr queue, std::int64_t timeout_ms = 0) {
+    ::jobq_job *next = nullptr;
+    if (detail::check(::jobq_ack_reserve(job_.get(), queue.c_str(), timeout_ms, &next)) != JOBQ_OK) {
+      return std::nullopt;
+    }
+    return std::optional<Job>(std::in_place, next);
+  }
 
   ::jobq_job *capi() const noexcept { return job_.get(); }
   /** Gives up ownership: call jobq_job_free yourself. (Not named release():
@@ -204,6 +224,24 @@ class Job {
  private:
   std::unique_ptr<::jobq_job, detail::JobFreer> job_;
 };
+
+/**
+ * jobq_ack_many: acks all `jobs` (delivered through one Queue) in one
+ * transaction. Returns each job's status, in order: JOBQ_OK, or JOBQ_E_STATE
+ * for a stale delivery (which changed nothing; the others were acked).
+ * Throws Error when the call failed as a whole (e.g. JOBQ_E_INVALID_ARG for
+ * jobs of two Queues). The Jobs keep their handles.
+ */
+inline std::vector<jobq_status> ack_many(const std::vector<Job> &jobs) {
+  std::vector<::jobq_job *> raw;
+  raw.reserve(jobs.size());
+  for (const Job &job : jobs) raw.push_back(job.capi());
+  std::vector<jobq_status> statuses(jobs.size(), JOBQ_OK);
+  jobq_status st = ::jobq_ack_many(raw.data(), raw.size(), statuses.data());
+  // JOBQ_E_STATE is the per-job summary: the statuses say which.
+  if (st != JOBQ_E_STATE) detail::check(st);
+  return statuses;
+}
 
 /**
  * An open queue file (owns a jobq *). Safe to share between threads by
@@ -269,6 +307,21 @@ class Queue {
     ::jobq_job *job = nullptr;
     if (detail::check(::jobq_reserve(q_.get(), queue.c_str(), timeout_ms, &job)) != JOBQ_OK) return std::nullopt;
     return std::optional<Job>(std::in_place, job);
+  }
+
+  /** jobq_reserve_many: up to `max` (1 to JOBQ_RESERVE_MANY_MAX) ready jobs
+   * in one transaction, smallest (priority, id) first, waiting up to
+   * timeout_ms while none is ready; empty when nothing came (JOBQ_TIMEOUT). */
+  std::vector<Job> reserve_many(CStr queue, std::size_t max, std::int64_t timeout_ms = 0) {
+    // Slots for every job the call may write; the library refuses max == 0
+    // and max > JOBQ_RESERVE_MANY_MAX without writing any.
+    std::vector<::jobq_job *> raw(max == 0 ? 1 : max > JOBQ_RESERVE_MANY_MAX ? JOBQ_RESERVE_MANY_MAX : max);
+    std::size_t n = 0;
+    detail::check(::jobq_reserve_many(q_.get(), queue.c_str(), max, timeout_ms, raw.data(), &n));
+    std::vector<Job> jobs;
+    jobs.reserve(n);
+    for (std::size_t i = 0; i < n; i++) jobs.emplace_back(raw[i]);
+    return jobs;
   }
 
   /** Dead jobs back to ready, oldest first; returns how many. */

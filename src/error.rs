@@ -47,6 +47,23 @@ impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArg(msg.into())
     }
+
+    /// The same error (same code) with `prefix: ` before its message, to
+    /// say which item of a batch it is about.
+    pub(crate) fn prefixed(self, prefix: &str) -> Self {
+        let p = |m: String| format!("{prefix}: {m}");
+        match self {
+            Error::InvalidArg(m) => Error::InvalidArg(p(m)),
+            Error::Handle(m) => Error::Handle(p(m)),
+            Error::State(m) => Error::State(p(m)),
+            Error::Busy(m) => Error::Busy(p(m)),
+            Error::Io(m) => Error::Io(p(m)),
+            Error::Corrupt(m) => Error::Corrupt(p(m)),
+            Error::Shutdown(m) => Error::Shutdown(p(m)),
+            Error::Internal(m) => Error::Internal(p(m)),
+            other @ (Error::NotFound(_) | Error::Version { .. } | Error::TooBig { .. }) => other,
+        }
+    }
 }
 
 impl From<std::io::Error> for Error {

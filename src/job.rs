@@ -65,6 +65,10 @@ impl Job {
     pub fn lease_ms(&self) -> u64 {
         self.lease_ms
     }
+    /// The handle state this delivery came through (`Queue::of_job`).
+    pub(crate) fn context(&self) -> &Arc<Context> {
+        &self.inner
+    }
     /// Whether this delivery was finished (or found stale) through this handle.
     pub fn is_finished(&self) -> bool {
         self.finished.load(SeqCst)

@@ -41,6 +41,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, Durability, Wakeups};
 pub use error::{Error, Result};
 pub use job::Job;
-pub use queue::{PutOptions, Queue, Stats, MAX_QUEUE_NAME};
+pub use queue::{PutOptions, Queue, Stats, MAX_QUEUE_NAME, MAX_RESERVE_MANY};
 pub use store::{redacted as printable_path, JobFilter, JobInfo, JobState, Put, QueueCounts};
 pub use worker::{Handler, Outcome, Worker, WorkerOptions};

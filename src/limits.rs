@@ -7,3 +7,6 @@ pub const MAX_QUEUE_NAME: usize = 1024;
 pub const MAX_UNIQUE_KEY: usize = 4096;
 /// Largest delay or lease accepted from a caller (~3 years), in ms.
 pub const MAX_DELAY_MS: u64 = 100_000_000_000;
+/// Most jobs one `reserve_many` leases (JOBQ_RESERVE_MANY_MAX): one
+/// transaction holds the write lock for all of them.
+pub const MAX_RESERVE_MANY: usize = 1000;

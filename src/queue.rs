@@ -3,7 +3,7 @@
 //! backend chosen at open (`store::open`). Cheap to clone; all clones
 //! share one store handle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::notify::Notifier;
-use crate::store::{self, Finish, NewJob, Put, QueueCounts};
+use crate::store::{self, Attempt, Finish, NewJob, Put, QueueCounts, ReserveIf};
 
-pub use crate::limits::{MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_UNIQUE_KEY};
+pub use crate::limits::{MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_RESERVE_MANY, MAX_UNIQUE_KEY};
 
 /// Options of one put. `Default` = priority 0, no delay, the file's
 /// max_attempts and lease_ms, no unique key.
@@ -134,8 +134,7 @@ impl Queue {
     /// Delivers the ready job of `queue` with the smallest (priority, id).
     /// `timeout`: `Some(ZERO)` = don't wait, `None` = wait forever.
     pub fn reserve(&self, queue: &str, timeout: Option<Duration>) -> Result<Option<Job>> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
-        self.reserve_until(queue, deadline, None)
+        self.reserve_until(queue, deadline_of(timeout), None)
     }
 
     /// Reserve that also gives up when `stop` is set (and the notifier bumped).
@@ -145,18 +144,142 @@ impl Queue {
         deadline: Option<Instant>,
         stop: Option<&AtomicBool>,
     ) -> Result<Option<Job>> {
+        let (name, attempt) = self.lease(queue, 1, deadline, stop, None::<fn(&Arc<str>) -> Result<Attempt>>)?;
+        Ok(attempt.first.map(|d| Job::new(self.inner.clone(), name, d)))
+    }
+
+    /// Leases up to `max` (1..=`MAX_RESERVE_MANY`) ready jobs of `queue` in
+    /// one transaction, smallest (priority, id) first; waits like `reserve`
+    /// while none is ready. Empty when nothing came in time.
+    pub fn reserve_many(&self, queue: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<Job>> {
+        if max == 0 || max > MAX_RESERVE_MANY {
+            return Err(Error::invalid(format!("reserve_many: max must be 1 to {MAX_RESERVE_MANY}, not {max}")));
+        }
+        let (name, attempt) =
+            self.lease(queue, max, deadline_of(timeout), None, None::<fn(&Arc<str>) -> Result<Attempt>>)?;
+        Ok(self.jobs_of(&name, attempt))
+    }
+
+    /// Acks `job` (a delivery of this handle) and leases the next ready job
+    /// of `queue`, in one transaction where the backend allows (SQLite; on
+    /// PostgreSQL the ack commits first). The ack is stored whatever the
+    /// reserve finds; while nothing is ready this waits like `reserve`, and
+    /// `None` means nothing came in time. A stale delivery (`State`, as
+    /// `Job::ack` gives) leases nothing.
+    pub fn ack_and_reserve(&self, job: &Job, queue: &str, timeout: Option<Duration>) -> Result<Option<Job>> {
+        self.check_owns(job)?;
+        let inner = &self.inner;
+        let ack_first = |name: &Arc<str>| {
+            let (id, token) = job.begin_finish()?;
+            let ack = vec![(id, token, Finish::Ack)];
+            let (current, attempt) = inner.store.finish_and_reserve(name, ack, 1, ReserveIf::AllCurrent)?;
+            let current = current.first().copied().ok_or_else(|| Error::Internal("no answer for the ack".into()))?;
+            job.end_finish(current, true)?;
+            Ok(attempt)
+        };
+        let (name, attempt) = self.lease(queue, 1, deadline_of(timeout), None, Some(ack_first))?;
+        Ok(attempt.first.map(|d| Job::new(inner.clone(), name, d)))
+    }
+
+    /// Acks the deliveries `jobs` (all of this handle) in one transaction
+    /// where the backend allows. One answer per job, in order: `Ok`, or
+    /// `State` for a delivery that is no longer current (finished already,
+    /// or delivered again); the others are acked either way. An `Err` of the
+    /// whole call (jobs of another handle, a closed handle, a store error)
+    /// acks nothing from the caller's point of view: the store may have
+    /// kept some acks of a call that failed midway, which an ack again then
+    /// reports as `State`.
+    pub fn ack_many(&self, jobs: &[&Job]) -> Result<Vec<Result<()>>> {
+        self.inner.check_open()?;
+        for (i, job) in jobs.iter().enumerate() {
+            self.check_owns(job).map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
+        }
+        let Some(first) = jobs.first() else { return Ok(Vec::new()) };
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut acks = Vec::with_capacity(jobs.len());
+        let mut sent = Vec::with_capacity(jobs.len());
+        // A delivery listed twice is acked once: stores need not answer
+        // two finishes of one delivery in one transaction one by one.
+        let mut seen = HashSet::with_capacity(jobs.len());
+        for (i, job) in jobs.iter().enumerate() {
+            match job.begin_finish() {
+                Ok((id, token)) if !seen.insert((id, token)) => {
+                    answers.push(Err(Error::State(format!("job {id}: this delivery is listed twice; acked once"))));
+                }
+                Ok((id, token)) => {
+                    acks.push((id, token, Finish::Ack));
+                    sent.push(i);
+                    answers.push(Ok(()));
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        if acks.is_empty() {
+            return Ok(answers);
+        }
+        let name = self.inner.name(first.queue());
+        let (current, _) = self.inner.store.finish_and_reserve(&name, acks, 0, ReserveIf::Always)?;
+        if current.len() != sent.len() {
+            return Err(Error::Internal(format!("{} answers for {} acks", current.len(), sent.len())));
+        }
+        for (i, current) in sent.into_iter().zip(current) {
+            answers[i] = jobs[i].end_finish(current, true);
+        }
+        Ok(answers)
+    }
+
+    /// The handle that `job` was delivered through.
+    pub(crate) fn of_job(job: &Job) -> Queue {
+        Queue { inner: job.context().clone() }
+    }
+
+    fn check_owns(&self, job: &Job) -> Result<()> {
+        if Arc::ptr_eq(job.context(), &self.inner) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "job {} was delivered through another queue handle: use that handle, or one call per handle",
+                job.id()
+            )))
+        }
+    }
+
+    fn jobs_of(&self, name: &Arc<str>, attempt: Attempt) -> Vec<Job> {
+        let deliveries = attempt.first.into_iter().chain(attempt.more);
+        deliveries.map(|d| Job::new(self.inner.clone(), name.clone(), d)).collect()
+    }
+
+    /// Leases up to `want` ready jobs of `queue`, waiting while none is
+    /// ready until `deadline` (`None` = forever) or `stop`. `first`, if
+    /// given, makes the first try instead of a plain reserve (it may store
+    /// outcomes in the same transaction). Returns the queue's shared name
+    /// and the last try (nothing leased when the wait ended).
+    fn lease<F>(
+        &self,
+        queue: &str,
+        want: usize,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+        mut first: Option<F>,
+    ) -> Result<(Arc<str>, Attempt)>
+    where
+        F: FnOnce(&Arc<str>) -> Result<Attempt>,
+    {
         let inner = &self.inner;
         check_queue_name(queue)?;
         loop {
             inner.check_open()?;
             let seen = inner.notifier.generation();
             let name = inner.name(queue);
-            let attempt = inner.store.reserve(&name, 1)?;
-            if let Some(d) = attempt.first {
-                return Ok(Some(Job::new(self.inner.clone(), name, d)));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) || stop.is_some_and(|s| s.load(SeqCst)) {
-                return Ok(None);
+            let attempt = match first.take() {
+                Some(first) => first(&name)?,
+                None => inner.store.reserve(&name, want)?,
+            };
+            if attempt.first.is_some()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+                || stop.is_some_and(|s| s.load(SeqCst))
+            {
+                return Ok((name, attempt));
             }
             self.wait_for_jobs(seen, attempt.next_due, attempt.recheck_ms, deadline, stop);
         }
@@ -242,7 +365,7 @@ impl Queue {
             }
         }
         let name = inner.name(queue);
-        let (current, attempt) = inner.store.finish_and_reserve(&name, ops, want)?;
+        let (current, attempt) = inner.store.finish_and_reserve(&name, ops, want, ReserveIf::Always)?;
         // Record each outcome on its Job; a stale delivery's outcome changed
         // nothing (at-least-once: the job runs again elsewhere).
         for (job, current) in jobs.into_iter().zip(current) {
@@ -252,6 +375,11 @@ impl Queue {
             attempt.first.into_iter().chain(attempt.more).map(|d| Job::new(inner.clone(), name.clone(), d)).collect();
         Ok(PoolRound { jobs, next_due: attempt.next_due, recheck_ms: attempt.recheck_ms })
     }
+}
+
+/// When a wait of `timeout` (`None` = forever) that starts now ends.
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
 }
 
 fn far_future() -> Instant {

@@ -1,5 +1,5 @@
 //! `jobq_job`: one delivered job (Rust: `Job`). Owned by the caller from
-//! jobq_reserve until jobq_job_free. May move between threads, but must not
+//! jobq_reserve (or jobq_reserve_many, jobq_ack_reserve) until jobq_job_free. May move between threads, but must not
 //! be used by two threads at once.
 
 use std::ffi::{c_char, CString};
@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use super::handle::Registry;
 use super::jobq_status::{self, *};
-use super::{boundary, boundary_or, c_str_opt};
+use super::{boundary, boundary_or, c_str, c_str_opt, timeout_of};
 use crate::error::Error;
 use crate::job::Job;
+use crate::queue::Queue;
 
 /// One delivered job.
 pub struct jobq_job {
@@ -120,6 +121,107 @@ pub extern "C" fn jobq_touch(job: *mut jobq_job, lease_ms: u64) -> jobq_status {
 #[no_mangle]
 pub extern "C" fn jobq_bury(job: *mut jobq_job, reason: *const c_char) -> jobq_status {
     finish(job, |j| j.bury(c_str_opt(reason, "reason")?))
+}
+
+/// Acks `job`'s delivery and leases the next ready job of `queue` (any queue
+/// of the handle `job` came from), in ONE transaction on SQLite (on
+/// PostgreSQL the ack commits first, then the reserve runs: two round
+/// trips). The ack is committed when this returns JOBQ_OK or JOBQ_TIMEOUT,
+/// whatever the reserve found.
+/// JOBQ_OK: *out_next is the next job (free it with jobq_job_free).
+/// While nothing is ready this waits like jobq_reserve (`timeout_ms`: 0 =
+/// don't wait, < 0 = forever, > 0 = up to that long); JOBQ_TIMEOUT (as
+/// jobq_reserve): nothing came in time, *out_next = NULL, the ack stored.
+/// JOBQ_E_STATE: this delivery is no longer current (finished already, or
+/// its lease expired and it was delivered again), as jobq_ack gives:
+/// nothing acked, nothing reserved, *out_next not written. Any other error
+/// (bad arguments are checked before the ack: NULL `queue` or `out_next`,
+/// empty queue name -> JOBQ_E_INVALID_ARG): nothing reserved and *out_next
+/// not written; the delivery is not marked finished, so jobq_ack may be
+/// called on it again (JOBQ_E_STATE then if the ack had been stored).
+/// `job` stays the caller's in every case, as after jobq_ack: free it with
+/// jobq_job_free (its accessors keep working until then).
+#[no_mangle]
+pub extern "C" fn jobq_ack_reserve(
+    job: *mut jobq_job,
+    queue: *const c_char,
+    timeout_ms: i64,
+    out_next: *mut *mut jobq_job,
+) -> jobq_status {
+    boundary(std::panic::AssertUnwindSafe(|| {
+        let entry = JOBS.get(job)?;
+        let name = c_str(queue, "queue")?;
+        if out_next.is_null() {
+            return Err(Error::InvalidArg("out_next is NULL".into()));
+        }
+        let next = Queue::of_job(&entry.job).ack_and_reserve(&entry.job, name, timeout_of(timeout_ms))?;
+        let (h, status) = match next {
+            Some(next) => (register_job(Arc::new(next)), JOBQ_OK),
+            None => (std::ptr::null_mut(), JOBQ_TIMEOUT),
+        };
+        // SAFETY: `out_next` is non-NULL and, per the contract, points to a writable jobq_job*.
+        unsafe { out_next.write(h) };
+        Ok(status)
+    }))
+}
+
+/// Acks the `n` deliveries `jobs[0 .. n]` in one transaction on SQLite (on
+/// PostgreSQL the acks are queued together and normally share one). All the
+/// jobs must come from the same jobq handle, else JOBQ_E_INVALID_ARG and
+/// nothing is acked; a NULL, freed or invalid handle among them gives that
+/// handle's error (JOBQ_E_INVALID_ARG, JOBQ_E_HANDLE) and nothing is acked.
+/// Each delivery's lease token is checked on its own, as jobq_ack does.
+/// JOBQ_OK: all were acked. JOBQ_E_STATE: at least one was no longer current
+/// (finished already, or its lease expired and it was delivered again), that
+/// one changed nothing, and every other job WAS acked; jobq_last_error()
+/// names the first such job. `out_statuses` (nullable; else n slots)
+/// receives each job's own status (JOBQ_OK or JOBQ_E_STATE) when this
+/// returns JOBQ_OK or JOBQ_E_STATE, and is not written otherwise. Any
+/// other error (JOBQ_E_BUSY, JOBQ_E_IO, JOBQ_E_SHUTDOWN, ...): the call
+/// failed as a whole and no delivery is marked finished; the store may
+/// have kept some of the acks, so an ack again reports those as
+/// JOBQ_E_STATE, and any not kept are delivered again after their lease
+/// (at-least-once). n == 0: JOBQ_OK, nothing done (`jobs` may be NULL). The
+/// same handle twice: the second is JOBQ_E_STATE. The handles stay the
+/// caller's: free each with jobq_job_free.
+#[no_mangle]
+pub extern "C" fn jobq_ack_many(jobs: *const *mut jobq_job, n: usize, out_statuses: *mut jobq_status) -> jobq_status {
+    boundary(std::panic::AssertUnwindSafe(|| {
+        if n == 0 {
+            return Ok(JOBQ_OK);
+        }
+        if jobs.is_null() {
+            return Err(Error::InvalidArg(format!("jobs is NULL but n is {n}")));
+        }
+        if n > isize::MAX as usize / std::mem::size_of::<*mut jobq_job>() {
+            return Err(Error::InvalidArg(format!("n = {n} is impossibly large")));
+        }
+        // SAFETY: non-NULL, the size fits isize, and the contract says `jobs`
+        // points to `n` readable jobq_job* values that stay valid for the call.
+        let handles = unsafe { std::slice::from_raw_parts(jobs, n) };
+        let entries = handles
+            .iter()
+            .enumerate()
+            .map(|(i, h)| JOBS.get(*h).map_err(|e| e.prefixed(&format!("jobs[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let delivered: Vec<&Job> = entries.iter().map(|e| &*e.job).collect();
+        let answers = Queue::of_job(delivered[0]).ack_many(&delivered)?;
+        if !out_statuses.is_null() {
+            for (i, answer) in answers.iter().enumerate() {
+                let status = answer.as_ref().map_or_else(super::status_of, |()| JOBQ_OK);
+                // SAFETY: the contract says a non-NULL `out_statuses` has `n`
+                // writable slots; there is one answer per job, so i < n.
+                unsafe { out_statuses.add(i).write(status) };
+            }
+        }
+        let failed = answers.iter().filter(|a| a.is_err()).count();
+        match answers.into_iter().enumerate().find_map(|(i, a)| a.err().map(|e| (i, e))) {
+            None => Ok(JOBQ_OK),
+            Some((i, e)) => {
+                Err(e.prefixed(&format!("{failed} of {n} deliveries not acked (the others were); first jobs[{i}]")))
+            }
+        }
+    }))
 }
 
 /// Frees the handle. Always call it, whatever happened to the job; an

@@ -32,7 +32,7 @@ pub mod worker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum jobq_status {
     JOBQ_OK = 0,
-    /// jobq_reserve: nothing became available in time.
+    /// jobq_reserve, jobq_reserve_many, jobq_ack_reserve: nothing became available in time.
     JOBQ_TIMEOUT = 1,
     /// jobq_put: a live job with this unique_key exists; *out_id = its id.
     JOBQ_DUPLICATE = 2,
@@ -150,6 +150,12 @@ pub(crate) fn c_str_opt<'a>(p: *const c_char, what: &str) -> Result<Option<&'a s
     } else {
         c_str(p, what).map(Some)
     }
+}
+
+/// A C `timeout_ms` as the core takes it: < 0 = wait forever (`None`),
+/// 0 = don't wait, > 0 = up to that long.
+pub(crate) fn timeout_of(timeout_ms: i64) -> Option<std::time::Duration> {
+    u64::try_from(timeout_ms).ok().map(std::time::Duration::from_millis)
 }
 
 /// Before fork(): no jobq thread inside SQLite, and every registry lock

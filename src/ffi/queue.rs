@@ -7,13 +7,12 @@ use std::ffi::{c_char, c_void, CString};
 use std::mem::size_of;
 use std::ptr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use super::handle::Registry;
 use super::job::{jobq_job, register_job};
 use super::jobq_status::{self, *};
 
-use super::{boundary, boundary_or, c_str, c_str_opt};
+use super::{boundary, boundary_or, c_str, c_str_opt, timeout_of};
 use crate::config::Config;
 use crate::error::Error;
 use crate::queue::{PutOptions, Queue};
@@ -290,8 +289,7 @@ pub extern "C" fn jobq_reserve(
         if out.is_null() {
             return Err(Error::InvalidArg("out is NULL".into()));
         }
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match handle.reserve(name, timeout)? {
+        match handle.reserve(name, timeout_of(timeout_ms))? {
             None => Ok(JOBQ_TIMEOUT),
             Some(job) => {
                 let h = register_job(Arc::new(job));
@@ -300,6 +298,62 @@ pub extern "C" fn jobq_reserve(
                 Ok(JOBQ_OK)
             }
         }
+    })
+}
+
+/// The largest `max` jobq_reserve_many accepts: one transaction leases
+/// them all, holding the store's write lock meanwhile.
+pub const JOBQ_RESERVE_MANY_MAX: usize = 1000;
+const _: () = assert!(JOBQ_RESERVE_MANY_MAX == crate::limits::MAX_RESERVE_MANY);
+
+/// Leases up to `max` (1 to JOBQ_RESERVE_MANY_MAX) ready jobs of `queue` in
+/// one transaction, smallest (priority, id) first, each leased for its
+/// lease_ms; `out_jobs` has `max` slots. JOBQ_OK: *out_n (>= 1) jobs are in
+/// out_jobs[0 .. *out_n], in that order; slots past *out_n are not written.
+/// While none is ready this waits like jobq_reserve (`timeout_ms`: 0 =
+/// don't wait, < 0 = forever, > 0 = up to that long) and returns as soon as
+/// at least one is: it does not wait to fill all `max` slots. JOBQ_TIMEOUT
+/// (as jobq_reserve): nothing came in time, *out_n = 0. On an error nothing
+/// is written and nothing leased. max == 0, max > JOBQ_RESERVE_MANY_MAX, or
+/// a NULL pointer: JOBQ_E_INVALID_ARG. Free each job with jobq_job_free;
+/// finish them one by one or with jobq_ack_many.
+#[no_mangle]
+pub extern "C" fn jobq_reserve_many(
+    q: *mut jobq,
+    queue: *const c_char,
+    max: usize,
+    timeout_ms: i64,
+    out_jobs: *mut *mut jobq_job,
+    out_n: *mut usize,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        if out_jobs.is_null() {
+            return Err(Error::InvalidArg("out_jobs is NULL".into()));
+        }
+        if out_n.is_null() {
+            return Err(Error::InvalidArg("out_n is NULL".into()));
+        }
+        if max == 0 || max > JOBQ_RESERVE_MANY_MAX {
+            return Err(Error::InvalidArg(format!(
+                "max is {max}: jobq_reserve_many leases 1 to JOBQ_RESERVE_MANY_MAX ({JOBQ_RESERVE_MANY_MAX}) jobs"
+            )));
+        }
+        let jobs = handle.reserve_many(name, max, timeout_of(timeout_ms))?;
+        if jobs.len() > max {
+            return Err(Error::Internal(format!("reserve_many leased {} jobs for max {max}", jobs.len())));
+        }
+        let n = jobs.len();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let h = register_job(Arc::new(job));
+            // SAFETY: the contract says `out_jobs` (non-NULL) has `max` writable
+            // jobq_job* slots, and i < n <= max.
+            unsafe { out_jobs.add(i).write(h) };
+        }
+        // SAFETY: non-NULL, and the contract says it points to a writable size_t.
+        unsafe { out_n.write(n) };
+        Ok(if n == 0 { JOBQ_TIMEOUT } else { JOBQ_OK })
     })
 }
 

@@ -230,6 +230,17 @@ impl Finish {
 /// A finish of one delivery (`id`, `token`), for `Store::finish_and_reserve`.
 pub(crate) type Outcome = (u64, i64, Finish);
 
+/// Whether `Store::finish_and_reserve` leases jobs after a stale outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReserveIf {
+    /// Whatever the outcomes found (worker pools: a stale outcome is only
+    /// a job that runs again elsewhere).
+    Always,
+    /// Only if every outcome's delivery was current (`jobq_ack_reserve`: a
+    /// stale ack is an error, and an error leases nothing).
+    AllCurrent,
+}
+
 /// What a backend is given at open.
 pub(crate) struct Env {
     pub clock: Arc<dyn Clock>,
@@ -272,11 +283,18 @@ pub(crate) trait Store: Send + Sync {
     /// touch. Wakes waiting reserves after it commits when `finish.wakes()`.
     fn finish(&self, id: u64, token: i64, finish: Finish) -> Result<bool>;
 
-    /// Must provide, for worker pools: `finish` for each outcome (answers in
-    /// order), then `reserve(queue, want)` (nothing when `want` is 0), in as
-    /// few round trips as the backend can.
-    fn finish_and_reserve(&self, queue: &Arc<str>, outcomes: Vec<Outcome>, want: usize)
-        -> Result<(Vec<bool>, Attempt)>;
+    /// Must provide, for worker pools, `jobq_ack_reserve` and `jobq_ack_many`:
+    /// `finish` for each outcome (answers in order), then `reserve(queue,
+    /// want)` (nothing when `want` is 0, nor when `when` is `AllCurrent` and
+    /// an outcome was stale), in as few transactions and round trips as the
+    /// backend can. The outcomes are stored whatever the reserve finds.
+    fn finish_and_reserve(
+        &self,
+        queue: &Arc<str>,
+        outcomes: Vec<Outcome>,
+        want: usize,
+        when: ReserveIf,
+    ) -> Result<(Vec<bool>, Attempt)>;
 
     /// Must provide: dead -> ready for up to `max` dead jobs of `queue`, oldest
     /// first, attempts reset; a dead job whose unique key a live job now

@@ -43,7 +43,7 @@ use crate::config::{Config, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::store::{
-    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, Store,
+    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
 };
 
 use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
@@ -344,6 +344,7 @@ impl Store for PgStore {
         queue: &Arc<str>,
         outcomes: Vec<Outcome>,
         want: usize,
+        when: ReserveIf,
     ) -> Result<(Vec<bool>, Attempt)> {
         // All finishes are queued at once, so they share one transaction.
         let mut replies = Vec::with_capacity(outcomes.len());
@@ -358,6 +359,7 @@ impl Store for PgStore {
                     other => return Err(Error::Internal(format!("finish answered {other:?}"))),
                 }
             }
+            let want = if when == ReserveIf::AllCurrent && done.contains(&false) { 0 } else { want };
             let attempt = self.reserve_async(queue, want).await?;
             Ok((done, attempt))
         })

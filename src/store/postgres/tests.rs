@@ -11,7 +11,7 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::notify::Notifier;
-use crate::store::{Env, Finish, JobFilter, JobState, NewJob, Put, QueueCounts, Store};
+use crate::store::{Env, Finish, JobFilter, JobState, NewJob, Put, QueueCounts, ReserveIf, Store};
 
 fn base_url() -> String {
     std::env::var("JOBQ_TEST_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
@@ -108,8 +108,8 @@ fn put_reserve_ack_in_priority_then_fifo_order() {
     assert_eq!((info.state, info.attempts, info.queue.as_str()), (JobState::Reserved, 1, "mail"));
     assert!(info.lease_owner.is_some());
     // Acks of several deliveries at once (one batched DELETE).
-    let (done, next) =
-        st.finish_and_reserve(&q("mail"), got.more.iter().map(|d| (d.id, d.token, Finish::Ack)).collect(), 1).unwrap();
+    let acks = got.more.iter().map(|d| (d.id, d.token, Finish::Ack)).collect();
+    let (done, next) = st.finish_and_reserve(&q("mail"), acks, 1, ReserveIf::Always).unwrap();
     assert_eq!(done, vec![true, true]);
     assert!(next.first.is_none() && next.next_due.is_none());
     let names: Vec<String> = st.counts().unwrap().into_iter().map(|(n, _)| n).collect();

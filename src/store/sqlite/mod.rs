@@ -40,7 +40,9 @@ use crate::clock::Clock;
 use crate::config::{Config, Durability, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::{Notifier, MAX_POLL, MIN_POLL};
-use crate::store::{Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, Outcome, Put, QueueCounts, Store};
+use crate::store::{
+    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
+};
 
 /// How often (ms) a reserve that finds nothing checks whether the holders of
 /// other leases in the queue are still alive.
@@ -267,6 +269,7 @@ impl Store for SqliteStore {
         queue: &Arc<str>,
         outcomes: Vec<Outcome>,
         want: usize,
+        when: ReserveIf,
     ) -> Result<(Vec<bool>, Attempt)> {
         let wakes = outcomes.iter().any(|(_, _, f)| f.wakes());
         let (name, owner, scan) = (queue.clone(), self.owner.clone(), self.owner_scan.clone());
@@ -275,6 +278,7 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|(id, token, finish)| sql::finish(conn, *id, *token, finish, now))
                 .collect::<Result<Vec<bool>>>()?;
+            let want = if when == ReserveIf::AllCurrent && current.contains(&false) { 0 } else { want };
             Ok((current, attempt_reserve(conn, now, &name, &owner, &scan, want)?))
         })
     }
