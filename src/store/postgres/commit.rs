@@ -426,7 +426,8 @@ impl Committer {
                 results.push(rows);
             }
         }
-        let acked: HashSet<(i64, i64)> = match ack_step {
+        // Each delivery acked once: a second finish of it in the same batch is stale.
+        let mut acked: HashSet<(i64, i64)> = match ack_step {
             Some(step) => results[step].iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect(),
             None => HashSet::new(),
         };
@@ -469,7 +470,7 @@ impl Committer {
                     }
                     Answer::Finish(row.is_some())
                 }
-                Slot::Ack { id, token } => Answer::Finish(acked.contains(&(id, token))),
+                Slot::Ack { id, token } => Answer::Finish(acked.remove(&(id, token))),
             };
             answers.push(answer);
         }

@@ -379,3 +379,15 @@ fn a_put_just_before_close_still_notifies_the_others() {
     }
     a.close();
 }
+
+#[test]
+fn two_acks_of_one_delivery_in_one_batch_answer_once() {
+    let s = Schema::new("ackdup");
+    let st = open(&s, Arc::new(SystemClock));
+    st.put(job("a"), b"x".to_vec()).unwrap();
+    let d = st.reserve(&q("a"), 1).unwrap().first.unwrap();
+    let twice = vec![(d.id, d.token, Finish::Ack), (d.id, d.token, Finish::Ack)];
+    let (done, _) = st.finish_and_reserve(&q("a"), twice, 0, ReserveIf::Always).unwrap();
+    assert_eq!(done, vec![true, false]);
+    st.close();
+}
