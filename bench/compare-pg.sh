@@ -66,11 +66,18 @@ db_snap() { sql "select xact_commit, pg_current_wal_lsn() from pg_stat_database 
 tbl_snap() { # schema -> dead upd hot
     sql "select coalesce(sum(n_dead_tup),0), coalesce(sum(n_tup_upd),0), coalesce(sum(n_tup_hot_upd),0) from pg_stat_user_tables where schemaname='$1'"
 }
+# CPU jiffies of every postgres process, with its reaped children (the
+# postmaster's cutime/cstime hold the backends that ended), and the CPU
+# microseconds of this shell's reaped children (qbench): the two CPU
+# columns of the stats. `times` must run in this shell, not a $(...).
+pg_cpu() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 ~ /^\(postgres/ { t += $14 + $15 + $16 + $17 } END { print t + 0 }'; }
+child_cpu() { times >"$1"; }
+cpu_us() { awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1e6 }' "$1"; }
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 na_row() { printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\tNA\tNA\n' "$RUN" "$1" "$2" >>"$OUT_RAW"; }
 
 printf 'run\trow\tphase\trate\tp50_ms\tp99_ms\tcapped\tdone\tsecs\n' >"$OUT_RAW"
-printf 'run\trow\tjobs\tcommits\twal_bytes\tn_dead_tup\tn_tup_upd\tn_tup_hot_upd\tcommits_per_job\twal_bytes_per_job\tdead_per_job\n' >"$OUT_STATS"
+printf 'run\trow\tjobs\tcommits\twal_bytes\tn_dead_tup\tn_tup_upd\tn_tup_hot_upd\tcommits_per_job\twal_bytes_per_job\tdead_per_job\tserver_cpu_us_per_job\tclient_cpu_us_per_job\n' >"$OUT_STATS"
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 T0=$(date +%s)
 declare -A FAILED
@@ -97,7 +104,7 @@ for P in $PRODUCER_SETS; do
             cycle) args=(-n "$N" -s 100 -c $CONSUMERS -p "$P" -t "$CYC_CAP_S"); cap=$CYC_CAP_S ;;
             paced) args=(-s 100 -c $CONSUMERS -p 1 -r "$PACED_RATE" -d "$PACED_S" -t $((PACED_S + 10))); cap=$((PACED_S + 10)) ;;
             esac
-            if [ "$ph" = cycle ]; then IFS=$'\t' read -r c0 l0 <<<"$(db_snap)"; fi
+            if [ "$ph" = cycle ]; then IFS=$'\t' read -r c0 l0 <<<"$(db_snap)"; s0=$(pg_cpu); child_cpu "$dir/times"; q0=$(cpu_us "$dir/times"); fi
             out="$(timeout $((cap + 20)) "$Q" "$be" $ph "${args[@]}" -D "$dir" ${opts:+-o "$opts"} 2>"$dir/err" </dev/null)"
             rc=$?
             res="$(grep '^backend=' <<<"$out" | tail -1)"
@@ -114,6 +121,7 @@ for P in $PRODUCER_SETS; do
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$RUN" "$row" $ph "$rate" "$p50" "$p99" "$capped" "$done_" "$secs" >>"$OUT_RAW"
             log "$row $ph: $res"
             if [ "$ph" = cycle ]; then
+                s1=$(pg_cpu); child_cpu "$dir/times"; q1=$(cpu_us "$dir/times")
                 # The qbench sessions have ended; PG 15 flushes a backend's
                 # pending stats at exit (otherwise at most once a second).
                 # Wait past that, then read in a new session.
@@ -122,7 +130,8 @@ for P in $PRODUCER_SETS; do
                 wal=$(sql "select pg_wal_lsn_diff('$l1','$l0')::bigint")
                 IFS=$'\t' read -r dead upd hot <<<"$(tbl_snap "$schema")"
                 awk -v r="$RUN" -v row="$row" -v j="$done_" -v c="$((c1 - c0))" -v w="$wal" -v d="$dead" -v u="$upd" -v h="$hot" \
-                    'BEGIN { if (j < 1) j = 1; printf "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.1f\t%.3f\n", r, row, j, c, w, d, u, h, c / j, w / j, d / j }' >>"$OUT_STATS"
+                    -v sc="$((s1 - s0))" -v hz="$(getconf CLK_TCK)" -v qc="$((q1 - q0))" \
+                    'BEGIN { if (j < 1) j = 1; printf "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.1f\t%.3f\t%.0f\t%.0f\n", r, row, j, c, w, d, u, h, c / j, w / j, d / j, sc * 1e6 / hz / j, qc / j }' >>"$OUT_STATS"
             fi
             rm -rf "$dir"
         done
@@ -134,7 +143,7 @@ T1=$(date +%s)
 awk -F'\t' -v load0="$LOAD0" -v load1="$LOAD1" -v secs=$((T1 - T0)) -v n="$N" -v url="$URL" -f - "$OUT_RAW" "$OUT_STATS" <<'AWK'
 FNR == 1 { next }
 FILENAME ~ /raw\.tsv$/ { R[$2, $3] = $4; P99[$2, $3] = $6; P50[$2, $3] = $5; CAP[$2, $3] = $7; if (!($2 in seen)) { seen[$2] = 1; order[++no] = $2 }; next }
-{ C[$2] = $9; W[$2] = $10; D[$2] = $11; U[$2] = ($3 > 0 ? $7 / $3 : 0) }
+{ C[$2] = $9; W[$2] = $10; D[$2] = $11; U[$2] = ($3 > 0 ? $7 / $3 : 0); SC[$2] = $12; QC[$2] = $13 }
 function v(x) { return (x == "" || x == "NA") ? "FAILED" : x }
 function ratio(a, b, want, name,   r) {
     if (a == "" || a == "NA" || b == "" || b == "NA" || b + 0 == 0) { printf "  %-44s n/a (row failed)       MISSED\n", name; return }
@@ -142,12 +151,13 @@ function ratio(a, b, want, name,   r) {
 }
 END {
     printf "PostgreSQL comparison on %s: N=%d jobs per phase, 2 consumers, one run, %d s; load %s -> %s\n", url, n, secs, load0, load1
-    printf "%-20s %10s %10s %9s %9s %10s %9s %8s %8s\n", "row", "enq/s", "cycle/s", "pace p50", "pace p99", "commits/j", "WAL B/j", "dead/j", "upd/j"
+    printf "%-20s %10s %10s %9s %9s %10s %9s %8s %8s %9s %9s\n", "row", "enq/s", "cycle/s", "pace p50", "pace p99", "commits/j", "WAL B/j", "dead/j", "upd/j", "srv us/j", "cli us/j"
     for (i = 1; i <= no; i++) { r = order[i]
-        printf "%-20s %10s %10s %9s %9s %10s %9s %8s %8s\n", r, v(R[r, "enqueue"]) (CAP[r, "enqueue"] == 1 ? "*" : ""),
+        printf "%-20s %10s %10s %9s %9s %10s %9s %8s %8s %9s %9s\n", r, v(R[r, "enqueue"]) (CAP[r, "enqueue"] == 1 ? "*" : ""),
             v(R[r, "cycle"]) (CAP[r, "cycle"] == 1 ? "*" : ""), v(P50[r, "paced"]), v(P99[r, "paced"]),
-            (r in C ? C[r] : "NA"), (r in W ? W[r] : "NA"), (r in D ? D[r] : "NA"), (r in U ? sprintf("%.2f", U[r]) : "NA") }
-    print "(* = reached the time cap; the rate counts only the jobs done within it. per-job stats: cycle phase deltas / jobs acked)"
+            (r in C ? C[r] : "NA"), (r in W ? W[r] : "NA"), (r in D ? D[r] : "NA"), (r in U ? sprintf("%.2f", U[r]) : "NA"), (r in SC ? SC[r] : "NA"), (r in QC ? QC[r] : "NA") }
+    print "(* = reached the time cap; the rate counts only the jobs done within it. per-job stats: cycle phase deltas / jobs acked;"
+    print " srv us/j: CPU of every postgres process, cli us/j: CPU of the qbench process, both per cycled job)"
     print "targets:"
     for (k = 0; k < 2; k++) { s = (k ? "-p8" : "")
         ratio(R["pg-jobq-full" s, "cycle"], R["pg-river" s, "cycle"], 2, "pg-jobq-full" s " cycle / pg-river" s)
