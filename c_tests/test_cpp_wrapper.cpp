@@ -166,7 +166,7 @@ static void test_queue_and_jobs(const char *dir) {
 
   // stats_json: b is scheduled (failed, backing off), batch has 4 ready.
   std::string stats = q.stats_json();
-  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0}"));
+  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"paused\":false}"));
   CHECK(contains(stats, "\"batch\":{\"ready\":4"));
 
   // Errors from calls on the queue: an empty queue name.
@@ -256,7 +256,7 @@ static void test_workers(const char *dir) {
   {
     // Outcome-returning handler; stops and frees with the destructor.
     Worker all_done = Worker::start(q, "tasks", [&](const JobView &) { return Outcome::done; });
-    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"); }));
+    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"); }));
   }
   q.close();
   CHECK(!q);
