@@ -169,6 +169,19 @@ static void test_queue_and_jobs(const char *dir) {
   CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"paused\":false}"));
   CHECK(contains(stats, "\"batch\":{\"ready\":4"));
 
+  // pause/resume: a paused queue takes puts but delivers nothing until resumed.
+  q.pause("held");
+  q.put("held", "waits");
+  CHECK(!q.reserve("held").has_value());
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":true}"));
+  q.resume("held");
+  std::optional<Job> unheld = q.reserve("held");
+  CHECK(unheld.has_value() && unheld->payload() == "waits");
+  if (unheld) unheld->ack();
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK_THROWS(q.pause(""), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.resume(""), JOBQ_E_INVALID_ARG);
+
   // Errors from calls on the queue: an empty queue name.
   CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
 
