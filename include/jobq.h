@@ -352,7 +352,8 @@ enum jobq_status jobq_kick(struct jobq *q, const char *queue, uint64_t max, uint
  * of a PostgreSQL store): it still accepts puts, but delivers nothing until
  * jobq_resume. jobq_reserve on it waits as on an empty queue (JOBQ_TIMEOUT
  * when its timeout passes) and worker pools idle; jobs already delivered
- * run on, and ack, fail, release, touch and bury work as usual. The pause
+ * (also those a pool leased ahead of its handlers) run on, and ack, fail,
+ * release, touch and bury work as usual. The pause
  * is stored: it holds across restarts, and stats show `"paused":true`.
  * Pausing a queue never used records it; pausing twice is a no-op.
  * JOBQ_E_INVALID_ARG for a NULL or invalid queue name.
