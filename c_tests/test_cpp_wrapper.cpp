@@ -166,8 +166,21 @@ static void test_queue_and_jobs(const char *dir) {
 
   // stats_json: b is scheduled (failed, backing off), batch has 4 ready.
   std::string stats = q.stats_json();
-  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0}"));
+  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"paused\":false}"));
   CHECK(contains(stats, "\"batch\":{\"ready\":4"));
+
+  // pause/resume: a paused queue takes puts but delivers nothing until resumed.
+  q.pause("held");
+  q.put("held", "waits");
+  CHECK(!q.reserve("held").has_value());
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":true}"));
+  q.resume("held");
+  std::optional<Job> unheld = q.reserve("held");
+  CHECK(unheld.has_value() && unheld->payload() == "waits");
+  if (unheld) unheld->ack();
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK_THROWS(q.pause(""), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.resume(""), JOBQ_E_INVALID_ARG);
 
   // Errors from calls on the queue: an empty queue name.
   CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
@@ -306,7 +319,7 @@ static void test_workers(const char *dir) {
   {
     // Outcome-returning handler; stops and frees with the destructor.
     Worker all_done = Worker::start(q, "tasks", [&](const JobView &) { return Outcome::done; });
-    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"); }));
+    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"); }));
   }
   q.close();
   CHECK(!q);

@@ -49,6 +49,8 @@ static void expect_dead_queue(jobq *q, const char *what) {
   /* A closed queue must not block a waiting reserve forever either. */
   CHECK_STATUS(jobq_reserve(q, "h", -1, &job), JOBQ_E_HANDLE);
   CHECK_STATUS(jobq_kick(q, "h", 10, &id), JOBQ_E_HANDLE);
+  CHECK_STATUS(jobq_pause(q, "h"), JOBQ_E_HANDLE);
+  CHECK_STATUS(jobq_resume(q, "h"), JOBQ_E_HANDLE);
   CHECK_STATUS(jobq_cancel(q, 1), JOBQ_E_HANDLE);
   CHECK_STATUS(jobq_stats_json(q, &json), JOBQ_E_HANDLE);
   CHECK_STATUS(jobq_worker_start(q, "h", NULL, done_handler, NULL, &w),
@@ -106,6 +108,8 @@ static void test_null_handles(void) {
   CHECK_NULL_HANDLE(jobq_put_batch(NULL, "h", &item, 1, NULL, &id));
   CHECK_NULL_HANDLE(jobq_reserve(NULL, "h", 0, &job));
   CHECK_NULL_HANDLE(jobq_kick(NULL, "h", 1, &id));
+  CHECK_NULL_HANDLE(jobq_pause(NULL, "h"));
+  CHECK_NULL_HANDLE(jobq_resume(NULL, "h"));
   CHECK_NULL_HANDLE(jobq_cancel(NULL, 1));
   CHECK_NULL_HANDLE(jobq_stats_json(NULL, &json));
   CHECK_NULL_HANDLE(

@@ -414,6 +414,27 @@ enum jobq_status jobq_reserve_many(struct jobq *q, const char *queue, size_t max
 enum jobq_status jobq_kick(struct jobq *q, const char *queue, uint64_t max, uint64_t *out_kicked);
 
 /**
+ * Pauses `queue` for every client of the store (every process; every host
+ * of a PostgreSQL store): it still accepts puts, but delivers nothing until
+ * jobq_resume. jobq_reserve on it waits as on an empty queue (JOBQ_TIMEOUT
+ * when its timeout passes) and worker pools idle; jobs already delivered
+ * (also those a pool leased ahead of its handlers) run on, and ack, fail,
+ * release, touch and bury work as usual. The pause
+ * is stored: it holds across restarts, and stats show `"paused":true`.
+ * Pausing a queue never used records it; pausing twice is a no-op.
+ * JOBQ_E_INVALID_ARG for a NULL or invalid queue name.
+ */
+enum jobq_status jobq_pause(struct jobq *q, const char *queue);
+
+/**
+ * Resumes a paused `queue`: its jobs are delivered again, and reserves
+ * waiting for it wake (in this process and in others). Resuming a queue
+ * that is not paused, or never used, is a no-op (and records nothing).
+ * JOBQ_E_INVALID_ARG for a NULL or invalid queue name.
+ */
+enum jobq_status jobq_resume(struct jobq *q, const char *queue);
+
+/**
  * Removes a job that is not currently delivered (ready, scheduled, dead, or
  * reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
  * live lease, JOBQ_E_NOT_FOUND if there is no such job.
@@ -422,7 +443,8 @@ enum jobq_status jobq_cancel(struct jobq *q, uint64_t id);
 
 /**
  * Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
- * "reserved":n,"dead":n}}}`. Free *out_json with jobq_string_free.
+ * "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
+ * is paused, see jobq_pause). Free *out_json with jobq_string_free.
  */
 enum jobq_status jobq_stats_json(struct jobq *q, char **out_json);
 

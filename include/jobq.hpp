@@ -332,7 +332,11 @@ class Queue {
   }
   /** Removes a job that is not currently delivered. */
   void cancel(std::uint64_t id) { detail::check(::jobq_cancel(q_.get(), id)); }
-  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n}}} */
+  /** jobq_pause: the queue takes puts but delivers nothing, to any process, until resume(). */
+  void pause(CStr queue) { detail::check(::jobq_pause(q_.get(), queue.c_str())); }
+  /** jobq_resume: a paused queue delivers again; waiting reserves wake. */
+  void resume(CStr queue) { detail::check(::jobq_resume(q_.get(), queue.c_str())); }
+  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n, "paused": false}}} */
   std::string stats_json() {
     char *json = nullptr;
     detail::check(::jobq_stats_json(q_.get(), &json));

@@ -35,7 +35,7 @@ pub struct PutOptions {
     pub unique_key: Option<String>,
 }
 
-/// Counts per queue, as `jobq_stats_json` prints them.
+/// Counts per queue and whether each is paused, as `jobq_stats_json` prints them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub queues: BTreeMap<String, QueueCounts>,
@@ -324,6 +324,27 @@ impl Queue {
         self.inner.store.kick(queue, max)
     }
 
+    /// Pauses `queue` for every client of the store (every process, and
+    /// every host of a PostgreSQL store): it still takes puts, but no job of
+    /// it is delivered until `resume`; reserves wait as on an empty queue and
+    /// worker pools idle. Jobs already delivered run on and finish as usual.
+    /// Stored: it holds across restarts. Pausing a queue never used records
+    /// it (stats list it); pausing a paused queue is a no-op.
+    pub fn pause(&self, queue: &str) -> Result<()> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        self.inner.store.set_paused(queue, true)
+    }
+
+    /// Resumes a paused `queue` and wakes the reserves waiting for it (in
+    /// this process and in others). Resuming a queue that is not paused, or
+    /// never used, is a no-op.
+    pub fn resume(&self, queue: &str) -> Result<()> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        self.inner.store.set_paused(queue, false)
+    }
+
     /// Removes a job that is not currently delivered.
     pub fn cancel(&self, id: u64) -> Result<()> {
         self.inner.check_open()?;
@@ -331,7 +352,7 @@ impl Queue {
     }
 
     /// Counts per queue: ready, scheduled (waiting for a delay or backoff),
-    /// reserved (with a live lease) and dead.
+    /// reserved (with a live lease) and dead; and whether it is paused.
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
         let queues = self.inner.store.counts()?;

@@ -140,14 +140,15 @@ fn stats_as_table_json_and_prometheus() {
     let table = ok(&["stats", &file]);
     assert_eq!(
         table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD"]
+        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"]
     );
-    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0"], ["sms", "1", "0", "0", "0"]]);
+    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0", "no"], ["sms", "1", "0", "0", "0", "no"]]);
 
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["ready"], 3);
     assert_eq!(json["queues"]["mail"]["scheduled"], 1);
     assert_eq!(json["queues"]["sms"]["dead"], 0);
+    assert_eq!(json["queues"]["sms"]["paused"], false);
 
     let prom = ok(&["stats", &file, "--prometheus"]);
     let lines: Vec<&str> = prom.lines().collect();
@@ -157,6 +158,8 @@ fn stats_as_table_json_and_prometheus() {
     assert!(lines.contains(&r#"jobq_jobs{queue="mail",state="scheduled"} 1"#), "{prom}");
     assert!(lines.contains(&r#"jobq_jobs{queue="sms",state="dead"} 0"#), "{prom}");
     assert!(lines.contains(&"jobq_jobs_created_total 5"), "{prom}");
+    assert!(lines.contains(&"# TYPE jobq_queue_paused gauge"), "{prom}");
+    assert!(lines.contains(&r#"jobq_queue_paused{queue="mail"} 0"#), "{prom}");
     // Every sample line is `name{labels} value` or `name value`.
     for line in lines.iter().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();
@@ -184,7 +187,7 @@ fn kick_cancel_and_purge() {
     assert!(ok(&["list", &file, "--state", "dead"]).contains("smtp said no"));
 
     assert_eq!(ok(&["kick", &file, "mail", "--max", "1"]), "kicked 1 dead job of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2", "no"]);
 
     // A reserved job with a live lease cannot be cancelled: a runtime error.
     let busy = jobq(&["cancel", &file, &held.to_string()]);
@@ -198,10 +201,43 @@ fn kick_cancel_and_purge() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--dead"), "{}", refused.stderr);
     assert_eq!(ok(&["purge", &file, "mail", "--dead"]), "purged 2 dead jobs of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0", "no"]);
     assert_eq!(ok(&["kick", &file, "mail"]), "kicked 0 dead jobs of queue mail\n");
     q.close().unwrap();
     drop(dir);
+}
+
+#[test]
+fn pause_and_resume_hold_deliveries_of_one_queue() {
+    let (_dir, file) = temp_file();
+    let id = put(&file, &["mail", "m"]);
+    put(&file, &["sms", "s"]);
+    assert_eq!(ok(&["pause", &file, "mail"]), "paused queue mail\n");
+    // A queue never used is recorded, paused.
+    assert_eq!(ok(&["pause", &file, "later"]), "paused queue later\n");
+    assert_eq!(
+        rows(&ok(&["stats", &file])),
+        [["later", "0", "0", "0", "0", "yes"], ["mail", "1", "0", "0", "0", "yes"], ["sms", "1", "0", "0", "0", "no"]]
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
+    assert_eq!(json["queues"]["mail"]["paused"], true);
+    assert_eq!(json["queues"]["sms"]["paused"], false);
+    assert!(ok(&["stats", &file, "--prometheus"]).contains("jobq_queue_paused{queue=\"mail\"} 1\n"));
+
+    // Another process (this test) sees the pause stored in the file; puts still work.
+    let q = jobq::Queue::open(&file, jobq::Config::default()).unwrap();
+    let zero = Some(std::time::Duration::ZERO);
+    assert!(q.reserve("mail", zero).unwrap().is_none());
+    assert!(q.reserve("sms", zero).unwrap().is_some());
+    q.put("mail", b"while paused", &jobq::PutOptions::default()).unwrap();
+    assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
+    assert_eq!(q.reserve("mail", zero).unwrap().map(|j| j.id()), Some(id));
+    assert_eq!(rows(&ok(&["stats", &file]))[1], ["mail", "1", "0", "1", "0", "no"]);
+    // Resuming what is not paused (or never used) is a no-op and records nothing.
+    assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
+    assert_eq!(ok(&["resume", &file, "nobody"]), "resumed queue nobody\n");
+    assert!(!ok(&["stats", &file]).contains("nobody"));
+    q.close().unwrap();
 }
 
 #[test]
@@ -217,7 +253,7 @@ fn watch_prints_one_block_per_tick() {
     assert!(out.contains("0.0 puts/s"), "{out}");
     let second = out.split("jobq watch ").nth(2).unwrap();
     let mail: Vec<&str> = second.lines().find(|l| l.starts_with("mail")).unwrap().split_whitespace().collect();
-    assert_eq!(mail, ["mail", "1", "0", "0", "0", "+0.0", "+0.0"]);
+    assert_eq!(mail, ["mail", "1", "0", "0", "0", "no", "+0.0", "+0.0"]);
 }
 
 #[test]
@@ -248,6 +284,8 @@ fn errors_have_messages_and_exit_codes() {
         vec!["list", &file],
         vec!["show", &file, "1"],
         vec!["kick", &file, "q"],
+        vec!["pause", &file, "q"],
+        vec!["resume", &file, "q"],
         vec!["cancel", &file, "1"],
         vec!["purge", &file, "q", "--dead"],
         vec!["watch", &file, "--count", "1"],
@@ -269,6 +307,8 @@ fn errors_have_messages_and_exit_codes() {
         vec!["list", &file, "--limit", "lots"],
         vec!["show", &file],
         vec!["put", &file, ""],
+        vec!["pause", &file, ""],
+        vec!["resume", &file],
         vec!["frobnicate", &file],
         vec!["watch", &file, "--count", "0"],
     ] {
@@ -293,7 +333,7 @@ fn errors_have_messages_and_exit_codes() {
 #[test]
 fn every_subcommand_has_help() {
     let top = ok(&["--help"]);
-    for sub in ["stats", "list", "show", "put", "kick", "cancel", "purge", "watch", "compact"] {
+    for sub in ["stats", "list", "show", "put", "kick", "pause", "resume", "cancel", "purge", "watch", "compact"] {
         assert!(top.lines().any(|l| l.trim_start().starts_with(sub)), "{sub} in\n{top}");
         let help = ok(&[sub, "--help"]);
         assert!(help.lines().next().is_some_and(|l| !l.is_empty()), "{sub}: {help}");

@@ -1,7 +1,8 @@
 //! Faults of the file and its surroundings: a full disk (a real ENOSPC on
 //! a small tmpfs), a read-only file, directory and file system, no
 //! permission, a lock held past busy_timeout_ms, truncated, garbage and
-//! foreign files, a newer schema, and the mode of a new file. Each must give
+//! foreign files, a newer schema (and an older one, upgraded in place), and
+//! the mode of a new file. Each must give
 //! a clear error of the right kind (never a panic or `Error::Internal`), and
 //! no job acknowledged as stored may be lost.
 //!
@@ -585,11 +586,82 @@ fn a_file_of_a_newer_schema_gives_version_and_is_left_untouched() {
     let before = fs::read(&path).unwrap();
     let e = Queue::open(&path, Config::default()).unwrap_err();
     println!("newer schema (user_version 99): {e}");
-    assert_eq!(e, Error::Version { found: 99, supported: 1 });
+    assert_eq!(e, Error::Version { found: 99, supported: 2 });
     assert_eq!(fs::read(&path).unwrap(), before, "the refused open changed the file");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, 99);
+}
+
+/// The schema of jobq's first file format (user_version 1), as it wrote it.
+const SCHEMA_V1: &str = "
+PRAGMA page_size = 1024;
+PRAGMA journal_mode = WAL;
+CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue        TEXT    NOT NULL,
+    state        INTEGER NOT NULL,
+    priority     INTEGER NOT NULL,
+    run_at       INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    lease_ms     INTEGER NOT NULL,
+    lease_until  INTEGER,
+    lease_token  INTEGER NOT NULL DEFAULT 0,
+    lease_owner  TEXT,
+    unique_key   TEXT,
+    payload      BLOB    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    last_error   TEXT
+);
+CREATE TABLE queues (
+    name       TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX jobs_ready     ON jobs (queue, priority, id) WHERE state = 0;
+CREATE INDEX jobs_leased    ON jobs (queue, run_at)       WHERE state = 1;
+CREATE INDEX jobs_dead      ON jobs (queue, id)           WHERE state = 2;
+CREATE INDEX jobs_scheduled ON jobs (queue, run_at)       WHERE state = 3;
+CREATE UNIQUE INDEX jobs_unique ON jobs (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN (0, 1, 3);
+PRAGMA application_id = 1785684593;
+PRAGMA user_version = 1;
+INSERT INTO queues (name, created_at) VALUES ('old', 1700000000000), ('empty', 1700000000000);
+INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at, updated_at)
+    VALUES ('old', 0, 0, 1700000000000, 25, 30000, X'6f6c64206a6f62', 1700000000000, 1700000000000);
+";
+
+#[test]
+fn a_file_of_the_first_schema_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+    }
+    let q = Queue::open(&path, Config::default()).unwrap();
+    let stats = q.stats().unwrap();
+    assert_eq!(stats.queues.keys().collect::<Vec<_>>(), ["empty", "old"]);
+    assert!(!stats.queues["old"].paused && stats.queues["old"].ready == 1);
+    // The upgraded file pauses and resumes; its old job is still there.
+    q.pause("old").unwrap();
+    assert!(q.reserve("old", Some(Duration::ZERO)).unwrap().is_none());
+    q.close().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 2, "upgraded: a jobq that knows only version 1 now refuses the file");
+        let paused: i64 = conn.query_row("SELECT paused FROM queues WHERE name = 'old'", [], |r| r.get(0)).unwrap();
+        assert_eq!(paused, 1);
+    }
+    let q = Queue::open(&path, Config::default()).unwrap();
+    assert!(q.stats().unwrap().queues["old"].paused, "the pause is stored");
+    q.resume("old").unwrap();
+    let job = q.reserve("old", Some(Duration::ZERO)).unwrap().expect("the version 1 job");
+    assert_eq!(job.payload(), b"old job");
+    job.ack().unwrap();
+    q.close().unwrap();
 }
 
 // ------------------------------------------------------------------ file mode

@@ -93,6 +93,12 @@ enum Op {
         max: u64,
     },
     Cancel(Index),
+    Pause {
+        queue: usize,
+    },
+    Resume {
+        queue: usize,
+    },
     Advance(i64),
     /// Moves time to one of the moments the model expects something to
     /// become due (a delay, a backoff or a lease ends), or 1 ms before it:
@@ -132,7 +138,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (any::<Index>(), prop_oneof![Just(0u64), 1u64..150]).prop_map(|(i, d)| Op::Release(i, d)),
         1 => (any::<Index>(), prop_oneof![Just(0u64), 1u64..300]).prop_map(|(i, l)| Op::Touch(i, l)),
         2 => any::<Index>().prop_map(Op::Bury),
-        3 => (queue, prop_oneof![1 => Just(0u64), 3 => Just(1u64), 2 => 2u64..5]).prop_map(|(queue, max)| Op::Kick { queue, max }),
+        3 => (queue.clone(), prop_oneof![1 => Just(0u64), 3 => Just(1u64), 2 => 2u64..5]).prop_map(|(queue, max)| Op::Kick { queue, max }),
+        // Mostly "b" is paused, and resumed more often than paused, so that
+        // "a" keeps its long histories of deliveries.
+        1 => prop_oneof![1 => Just(0usize), 2 => Just(1usize)].prop_map(|queue| Op::Pause { queue }),
+        3 => queue.prop_map(|queue| Op::Resume { queue }),
         1 => any::<Index>().prop_map(Op::Cancel),
         5 => prop_oneof![1 => Just(0i64), 4 => 1i64..250].prop_map(Op::Advance),
         2 => (any::<Index>(), any::<bool>()).prop_map(|(pick, early)| Op::AdvanceToDue { pick, early }),
@@ -220,6 +230,8 @@ struct Model {
     next_id: u64,
     jobs: BTreeMap<u64, MJob>,
     queues: BTreeSet<usize>,
+    /// Paused queues: reserves deliver nothing of them.
+    paused: BTreeSet<usize>,
     held: Vec<MHeld>,
     /// Expired leases promoted to ready / to dead (for `Coverage`).
     promoted: (u64, u64),
@@ -243,6 +255,7 @@ impl Model {
             next_id: 1,
             jobs: BTreeMap::new(),
             queues: BTreeSet::new(),
+            paused: BTreeSet::new(),
             held: Vec::new(),
             promoted: (0, 0),
         }
@@ -330,6 +343,10 @@ impl Model {
                 }
             }
         }
+        // A paused queue delivers nothing (the promotion above still runs).
+        if self.paused.contains(&queue) {
+            return None;
+        }
         let (&id, _) = self
             .jobs
             .iter()
@@ -408,6 +425,16 @@ impl Model {
         kicked
     }
 
+    /// A pause records the queue (stats list it); a resume records nothing.
+    fn set_paused(&mut self, queue: usize, paused: bool) {
+        if paused {
+            self.queues.insert(queue);
+            self.paused.insert(queue);
+        } else {
+            self.paused.remove(&queue);
+        }
+    }
+
     fn cancel(&mut self, id: u64) -> Outcome {
         match self.jobs.get(&id) {
             None => Outcome::NotFound,
@@ -433,8 +460,13 @@ impl Model {
     }
 
     fn stats(&self) -> BTreeMap<String, QueueCounts> {
-        let mut all: BTreeMap<String, QueueCounts> =
-            self.queues.iter().map(|&q| (QUEUES[q].to_owned(), QueueCounts::default())).collect();
+        let mut all: BTreeMap<String, QueueCounts> = self
+            .queues
+            .iter()
+            .map(|&q| {
+                (QUEUES[q].to_owned(), QueueCounts { paused: self.paused.contains(&q), ..QueueCounts::default() })
+            })
+            .collect();
         for j in self.jobs.values() {
             let c = all.get_mut(QUEUES[j.queue]).expect("a job's queue is registered");
             match self.logical(j) {
@@ -515,6 +547,7 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
                 prop_assert_eq!(got, want, "{}", ctx);
             }
             Op::Reserve { queue } => {
+                cov.paused_reserves += model.paused.contains(queue) as u64;
                 let got = q.reserve(QUEUES[*queue], Some(Duration::ZERO)).unwrap();
                 let want = model.reserve(*queue);
                 cov.deliveries += want.is_some() as u64;
@@ -562,6 +595,12 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
                 }
                 prop_assert_eq!(got, want, "{} (id {})", ctx, id);
             }
+            Op::Pause { queue } | Op::Resume { queue } => {
+                let pause = matches!(op, Op::Pause { .. });
+                let got = if pause { q.pause(QUEUES[*queue]) } else { q.resume(QUEUES[*queue]) };
+                model.set_paused(*queue, pause);
+                prop_assert_eq!(got, Ok(()), "{}", ctx);
+            }
             Op::Advance(ms) => {
                 clock.advance(*ms);
                 model.now += ms;
@@ -603,6 +642,8 @@ struct Coverage {
     expired_ready: u64,
     expired_dead: u64,
     batch_invalid: u64,
+    /// Reserves on a paused queue.
+    paused_reserves: u64,
     /// Kicks and keyed puts while a job of that queue sits expired on its
     /// last attempt and not yet promoted (the library must promote first).
     lazy_window: u64,

@@ -225,7 +225,7 @@ fn the_cli_works_on_a_url() {
     let id = id.trim().to_owned();
     let (code, out, err) = run(&["stats", &url, "--json"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(r#""mail":{"ready":1,"scheduled":0,"reserved":0,"dead":0}"#), "{out}");
+    assert!(out.contains(r#""mail":{"ready":1,"scheduled":0,"reserved":0,"dead":0,"paused":false}"#), "{out}");
     let (code, out, err) = run(&["list", &url]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("hello"), "{out}");
@@ -238,6 +238,13 @@ fn the_cli_works_on_a_url() {
     assert_eq!(code, Some(0), "{err}");
     let (code, _, err) = run(&["watch", &url, "--count", "1", "--interval-ms", "10"]);
     assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["pause", &url, "mail"]);
+    assert_eq!((code, out.as_str()), (Some(0), "paused queue mail\n"), "{err}");
+    let (code, out, err) = run(&["stats", &url, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(r#""paused":true"#), "{out}");
+    let (code, out, err) = run(&["resume", &url, "mail"]);
+    assert_eq!((code, out.as_str()), (Some(0), "resumed queue mail\n"), "{err}");
     let (code, _, err) = run(&["cancel", &url, &id]);
     assert_eq!(code, Some(0), "{err}");
     let (code, _, _) = run(&["show", &url, &id]);

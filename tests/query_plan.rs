@@ -11,12 +11,16 @@ use jobq::{Config, Durability, PutOptions, Queue};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-/// The reserve's inner query (store::reserve).
-const NEXT_READY: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 0 ORDER BY priority, id LIMIT 1";
+/// The reserve's inner query (store::reserve), with its pause check.
+const NEXT_READY: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 0
+        AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND paused <> 0)
+    ORDER BY priority, id LIMIT 1";
 /// The whole reserve statement (store::reserve).
 const RESERVE: &str = "UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
         run_at = ?2 + lease_ms, lease_until = ?2 + lease_ms, lease_owner = ?3, updated_at = ?2
-    WHERE id = (SELECT id FROM jobs WHERE queue = ?1 AND state = 0 ORDER BY priority, id LIMIT 1)
+    WHERE id = (SELECT id FROM jobs WHERE queue = ?1 AND state = 0
+                  AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND paused <> 0)
+                ORDER BY priority, id LIMIT 1)
     RETURNING id, attempts, lease_token, lease_ms, payload";
 /// Promotion of due scheduled jobs (store::promote_due).
 const PROMOTE_SCHEDULED: &str = "UPDATE jobs SET state = 0 WHERE queue = ?1 AND state = 3 AND run_at <= ?2";
@@ -78,6 +82,14 @@ fn check_hot_queries(conn: &Connection) {
     // The reserve's outer UPDATE finds its row by rowid.
     let reserve = plan(conn, RESERVE);
     assert!(reserve.iter().any(|l| l.contains("INTEGER PRIMARY KEY (rowid=?)")), "{reserve:?}");
+    // Its pause check is one primary-key probe of queues, not a scan, and
+    // not correlated with the job (evaluated once, not per candidate row).
+    for sql in [NEXT_READY, RESERVE] {
+        let lines = plan(conn, sql);
+        assert!(lines.iter().any(|l| l.starts_with("SEARCH queues USING PRIMARY KEY (name=?)")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.starts_with("SCAN queues")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.starts_with("CORRELATED")), "{lines:?}");
+    }
 }
 
 fn config() -> Config {

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show the number of ready, scheduled, reserved and dead jobs per queue.
+    /// Show the number of ready, scheduled, reserved and dead jobs per queue, and which are paused.
     Stats {
         #[command(flatten)]
         file: FileArg,
@@ -94,6 +94,20 @@ enum Command {
         /// At most this many jobs (default: all).
         #[arg(long)]
         max: Option<u64>,
+    },
+    /// Pause a queue: it takes puts but delivers nothing, to any process, until resumed.
+    Pause {
+        #[command(flatten)]
+        file: FileArg,
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        queue: String,
+    },
+    /// Resume a paused queue: its jobs are delivered again.
+    Resume {
+        #[command(flatten)]
+        file: FileArg,
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        queue: String,
     },
     /// Remove a job that is not currently reserved.
     Cancel {
@@ -225,6 +239,8 @@ impl Command {
             | Command::Show { file, .. }
             | Command::Put { file, .. }
             | Command::Kick { file, .. }
+            | Command::Pause { file, .. }
+            | Command::Resume { file, .. }
             | Command::Cancel { file, .. }
             | Command::Purge { file, .. }
             | Command::Watch { file, .. }
@@ -288,6 +304,14 @@ fn run(command: Command) -> Outcome {
             let kicked = q.kick(&queue, max.unwrap_or(u64::MAX))?;
             writeln!(out, "kicked {kicked} dead job{} of queue {}", plural(kicked), escape(queue.as_bytes(), 80))?;
             Ok(())
+        })?,
+        Command::Pause { file, queue } => with_queue(&file.path, |q| {
+            q.pause(&queue)?;
+            Ok(writeln!(out, "paused queue {}", escape(queue.as_bytes(), 80))?)
+        })?,
+        Command::Resume { file, queue } => with_queue(&file.path, |q| {
+            q.resume(&queue)?;
+            Ok(writeln!(out, "resumed queue {}", escape(queue.as_bytes(), 80))?)
         })?,
         Command::Cancel { file, id } => with_queue(&file.path, |q| {
             q.cancel(id)?;
@@ -394,11 +418,11 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
     if stats.queues.is_empty() {
         return "(no queues)\n".into();
     }
-    let mut header = vec!["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD"];
+    let mut header = vec!["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"];
     if rates.is_some() {
         header.extend(["READY Δ/s", "DEAD Δ/s"]);
     }
-    let mut table = Table::new(&header, &[false, true, true, true, true, true, true]);
+    let mut table = Table::new(&header, &[false, true, true, true, true, false, true, true]);
     for (name, c) in &stats.queues {
         let mut row = vec![
             escape(name.as_bytes(), 40),
@@ -406,6 +430,7 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
             c.scheduled.to_string(),
             c.reserved.to_string(),
             c.dead.to_string(),
+            if c.paused { "yes" } else { "no" }.to_string(),
         ];
         if let Some(rates) = rates {
             row.push(rates.per_queue(name, |c| c.ready));
@@ -424,6 +449,13 @@ fn prometheus_text(stats: &Stats, created: u64) -> String {
         for (state, n) in [("ready", c.ready), ("scheduled", c.scheduled), ("reserved", c.reserved), ("dead", c.dead)] {
             text.push_str(&format!("jobq_jobs{{queue=\"{name}\",state=\"{state}\"}} {n}\n"));
         }
+    }
+    text.push_str(
+        "# HELP jobq_queue_paused Whether the queue is paused (1: it delivers nothing).\n\
+         # TYPE jobq_queue_paused gauge\n",
+    );
+    for (name, c) in &stats.queues {
+        text.push_str(&format!("jobq_queue_paused{{queue=\"{}\"}} {}\n", prometheus_label(name), u8::from(c.paused)));
     }
     text.push_str(
         "# HELP jobq_jobs_created_total Jobs ever stored in the queue file, all queues (the last job id).\n\

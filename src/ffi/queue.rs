@@ -371,6 +371,39 @@ pub extern "C" fn jobq_kick(q: *mut jobq, queue: *const c_char, max: u64, out_ki
     })
 }
 
+/// Pauses `queue` for every client of the store (every process; every host
+/// of a PostgreSQL store): it still accepts puts, but delivers nothing until
+/// jobq_resume. jobq_reserve on it waits as on an empty queue (JOBQ_TIMEOUT
+/// when its timeout passes) and worker pools idle; jobs already delivered
+/// (also those a pool leased ahead of its handlers) run on, and ack, fail,
+/// release, touch and bury work as usual. The pause
+/// is stored: it holds across restarts, and stats show `"paused":true`.
+/// Pausing a queue never used records it; pausing twice is a no-op.
+/// JOBQ_E_INVALID_ARG for a NULL or invalid queue name.
+#[no_mangle]
+pub extern "C" fn jobq_pause(q: *mut jobq, queue: *const c_char) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        handle.pause(name)?;
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Resumes a paused `queue`: its jobs are delivered again, and reserves
+/// waiting for it wake (in this process and in others). Resuming a queue
+/// that is not paused, or never used, is a no-op (and records nothing).
+/// JOBQ_E_INVALID_ARG for a NULL or invalid queue name.
+#[no_mangle]
+pub extern "C" fn jobq_resume(q: *mut jobq, queue: *const c_char) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        handle.resume(name)?;
+        Ok(JOBQ_OK)
+    })
+}
+
 /// Removes a job that is not currently delivered (ready, scheduled, dead, or
 /// reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
 /// live lease, JOBQ_E_NOT_FOUND if there is no such job.
@@ -393,7 +426,8 @@ pub(crate) fn give_string(text: String) -> Result<*mut c_char, Error> {
 }
 
 /// Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
-/// "reserved":n,"dead":n}}}`. Free *out_json with jobq_string_free.
+/// "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
+/// is paused, see jobq_pause). Free *out_json with jobq_string_free.
 #[no_mangle]
 pub extern "C" fn jobq_stats_json(q: *mut jobq, out_json: *mut *mut c_char) -> jobq_status {
     boundary(|| {

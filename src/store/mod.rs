@@ -131,13 +131,15 @@ pub struct JobInfo {
     pub last_error: Option<String>,
 }
 
-/// Counts of one queue.
+/// Counts of one queue, and whether it is paused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueCounts {
     pub ready: u64,
     pub scheduled: u64,
     pub reserved: u64,
     pub dead: u64,
+    /// Paused (`Queue::pause`): it takes puts but delivers nothing until resumed.
+    pub paused: bool,
 }
 
 /// What a put did.
@@ -271,8 +273,12 @@ pub(crate) trait Store: Send + Sync {
     /// smallest (priority, id) first, each delivery counting an attempt and
     /// getting a new token; first makes due what time made due (delays that
     /// passed; expired leases, which go dead on their last attempt), and
-    /// reclaims jobs whose holder is known to be gone. When fewer than
-    /// `want` were ready, says when to look again (`next_due`, `recheck_ms`).
+    /// reclaims jobs whose holder is known to be gone. Leases nothing while
+    /// the queue is paused (`set_paused`), checked in the same transaction
+    /// (or statement) that leases, so that a pause that committed first
+    /// holds for every client of the store. When fewer than `want` were
+    /// ready (or the queue is paused), says when to look again (`next_due`,
+    /// `recheck_ms`), as for an empty queue.
     fn reserve(&self, queue: &Arc<str>, want: usize) -> Result<Attempt>;
 
     /// Must provide: applies `finish` to delivery (`id`, `token`). `Ok(false)`
@@ -305,8 +311,18 @@ pub(crate) trait Store: Send + Sync {
     /// lease (`State`); `NotFound` if there is no such job.
     fn cancel(&self, id: u64) -> Result<()>;
 
+    /// Must provide: pauses (`true`) or resumes `queue`, stored durably
+    /// when this returns and seen by every client of the store (every
+    /// process, every host). A paused queue still takes puts, finishes and
+    /// kicks; `reserve` and `finish_and_reserve` lease nothing of it. Pausing
+    /// a queue never used records it (stats list it, paused); resuming one
+    /// never used records nothing. A resume wakes waiting reserves, in this
+    /// process and in the store's other clients.
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()>;
+
     /// Must provide: the counts of every queue ever used (also empty
-    /// ones), in name order, at this moment.
+    /// ones, and paused ones), in name order, at this moment, each with
+    /// whether it is paused.
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>>;
 
     /// Must provide: the jobs matching `filter`, in id order, states as

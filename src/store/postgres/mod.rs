@@ -409,6 +409,24 @@ impl Store for PgStore {
         }))
     }
 
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.block(self.pool.run(async |c| {
+            if paused {
+                let st = c.prep(sql::PAUSE).await?;
+                c.client.execute(&st, &[&queue, &self.clock.now_ms()]).await?;
+            } else {
+                let st = c.prep(sql::RESUME).await?;
+                c.client.execute(&st, &[&queue]).await?;
+            }
+            Ok(())
+        }))?;
+        if !paused {
+            // Waiting reserves here and (NOTIFY) in other clients look again.
+            self.wake_queue(queue);
+        }
+        Ok(())
+    }
+
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>> {
         static COUNTS: OnceLock<String> = OnceLock::new();
         let counts_sql: &'static str = COUNTS.get_or_init(sql::counts);
@@ -420,14 +438,13 @@ impl Store for PgStore {
                 futures_util::future::try_join(c.client.query(&names, &[]), c.client.query(&counts, &[&now])).await?;
             let mut all = BTreeMap::new();
             for r in &names {
-                all.insert(r.try_get::<_, String>(0)?, QueueCounts::default());
+                let paused = r.try_get::<_, bool>(1)?;
+                all.insert(r.try_get::<_, String>(0)?, QueueCounts { paused, ..QueueCounts::default() });
             }
             for r in &rows {
                 let n = |i: usize| r.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
-                all.insert(
-                    r.try_get::<_, String>(0)?,
-                    QueueCounts { ready: n(1)?, scheduled: n(2)?, reserved: n(3)?, dead: n(4)? },
-                );
+                let c: &mut QueueCounts = all.entry(r.try_get::<_, String>(0)?).or_default();
+                *c = QueueCounts { ready: n(1)?, scheduled: n(2)?, reserved: n(3)?, dead: n(4)?, paused: c.paused };
             }
             Ok(all.into_iter().collect())
         }))

@@ -10,8 +10,11 @@ use super::pool::{Fail, Settings};
 use super::url::quote_ident;
 use crate::error::Error;
 
-/// Bumped on every incompatible schema change; stored in `meta`.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Bumped on every schema change that older jobq builds must not ignore;
+/// stored in `meta`. 1: the first; 2: `queues.paused` (an older build would
+/// deliver from a paused queue, so it refuses the store). An open by this
+/// build upgrades an older store in place (`upgrade`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 /// `meta.value` of key `store` in a jobq store.
 const MARKER: &str = "jobq";
 
@@ -42,7 +45,9 @@ fn ddl(s: &str) -> String {
         ) WITH (fillfactor = 80);
         CREATE TABLE {s}.queues (
             name       text PRIMARY KEY,
-            created_at bigint NOT NULL
+            created_at bigint NOT NULL,
+            -- no job of the queue is delivered (schema version 2)
+            paused     boolean NOT NULL DEFAULT false
         );
         CREATE TABLE {s}.meta (
             key   text PRIMARY KEY,
@@ -156,5 +161,25 @@ async fn check(client: &Client, settings: &Settings, tables: &[String]) -> Resul
             ))));
         }
     }
+    if version < SCHEMA_VERSION {
+        upgrade(client, &s, version).await?;
+    }
+    Ok(())
+}
+
+/// Brings a store of an older schema version to `SCHEMA_VERSION`, inside
+/// `prepare`'s transaction and advisory lock (concurrent opens wait, then
+/// find the new version). Adding a column with a constant default rewrites
+/// nothing; it waits for transactions of running clients that use the
+/// `queues` table. Clients of an older jobq connected before keep working
+/// (their statements are re-planned); new opens by an older jobq are
+/// refused with `Version`.
+async fn upgrade(client: &Client, s: &str, version: i64) -> Result<(), Fail> {
+    if version < 2 {
+        client
+            .batch_execute(&format!("ALTER TABLE {s}.queues ADD COLUMN paused boolean NOT NULL DEFAULT false"))
+            .await?;
+    }
+    client.batch_execute(&format!("UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'version'")).await?;
     Ok(())
 }

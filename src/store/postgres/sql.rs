@@ -93,9 +93,13 @@ pub(crate) const PROMOTE_DUE: &str = "WITH s AS (
         RETURNING 1)
      SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM e)";
 
-/// Leases up to $3 ready jobs of queue $1 at time $2 for owner $4.
+/// Leases up to $3 ready jobs of queue $1 at time $2 for owner $4; none
+/// while the queue is paused (read by this statement's snapshot: a pause
+/// that committed before it holds for every client; an uncorrelated
+/// subquery, run once as an InitPlan).
 pub(crate) const CLAIM: &str = "WITH c AS MATERIALIZED (
         SELECT id FROM jobs WHERE queue = $1::text AND state = 0
+           AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1::text AND paused)
          ORDER BY priority, id LIMIT $3::int8 FOR UPDATE SKIP LOCKED)
      UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
             lease_until = $2::int8 + lease_ms, lease_owner = $4::int8, updated_at = $2::int8
@@ -191,7 +195,14 @@ pub(crate) const CANCEL: &str =
 /// $1 id.
 pub(crate) const EXISTS: &str = "SELECT 1 FROM jobs WHERE id = $1::int8";
 
-pub(crate) const QUEUE_NAMES: &str = "SELECT name FROM queues";
+pub(crate) const QUEUE_NAMES: &str = "SELECT name, paused FROM queues";
+
+/// Pauses queue $1, recording it (at time $2) if new.
+pub(crate) const PAUSE: &str = "INSERT INTO queues (name, created_at, paused) VALUES ($1::text, $2::int8, true)
+     ON CONFLICT (name) DO UPDATE SET paused = true";
+
+/// Resumes queue $1 (a queue never recorded stays so).
+pub(crate) const RESUME: &str = "UPDATE queues SET paused = false WHERE name = $1::text";
 
 /// The largest id the identity has given out (NULL before the first).
 pub(crate) const LAST_ID: &str = "SELECT pg_catalog.pg_sequence_last_value(

@@ -244,10 +244,64 @@ fn foreign_and_newer_schemas_are_refused_untouched() {
     open(&n, Arc::new(SystemClock)).close();
     admin(&format!("UPDATE {}.meta SET value = '99' WHERE key = 'version'", n.0));
     let e = open_with(&n, Arc::new(SystemClock), &config()).unwrap_err();
-    assert_eq!(e, Error::Version { found: 99, supported: 1 });
+    assert_eq!(e, Error::Version { found: 99, supported: 2 });
 
     let e = open_with(&n, Arc::new(SystemClock), &Config { file_mode: 0o644, ..config() }).unwrap_err();
     assert!(matches!(&e, Error::InvalidArg(m) if m.contains("file_mode")), "{e}");
+}
+
+#[test]
+fn a_store_of_the_first_schema_is_upgraded_in_place() {
+    let s = Schema::new("v1");
+    let st = open(&s, Arc::new(SystemClock));
+    let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
+    st.close();
+    // Back to version 1 by hand: its schema is this one without queues.paused.
+    admin(&format!("ALTER TABLE {}.queues DROP COLUMN paused", s.0));
+    admin(&format!("UPDATE {}.meta SET value = '1' WHERE key = 'version'", s.0));
+    let st = open(&s, Arc::new(SystemClock));
+    assert_eq!(counts_of(&st, "old"), QueueCounts { ready: 1, ..Default::default() });
+    st.set_paused("old", true).unwrap();
+    assert!(st.reserve(&q("old"), 1).unwrap().first.is_none());
+    st.close();
+    let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
+    assert_eq!(version[0].get::<_, String>(0), "2", "upgraded: a jobq that knows only version 1 refuses it");
+    let st = open(&s, Arc::new(SystemClock));
+    assert!(counts_of(&st, "old").paused, "the pause is stored");
+    st.set_paused("old", false).unwrap();
+    assert_eq!(st.reserve(&q("old"), 1).unwrap().first.map(|d| d.id), Some(id));
+    st.close();
+}
+
+#[test]
+fn a_paused_queue_takes_puts_and_delivers_nothing() {
+    let s = Schema::new("pause");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let st = open(&s, clock.clone());
+    let other = open(&s, clock.clone());
+    let a = st.put(job("p"), b"a".to_vec()).unwrap().id();
+    st.put(job("free"), b"f".to_vec()).unwrap();
+    st.set_paused("p", true).unwrap();
+    st.put(job("p"), b"b".to_vec()).unwrap();
+    // No client delivers it, one job or several at once, nor a worker round.
+    for client in [&st, &other] {
+        let got = client.reserve(&q("p"), 5).unwrap();
+        assert_eq!(got.len(), 0);
+        assert!(got.recheck_ms.is_some());
+        let (_, got) = client.finish_and_reserve(&q("p"), Vec::new(), 2, ReserveIf::Always).unwrap();
+        assert_eq!(got.len(), 0);
+    }
+    assert_eq!(other.reserve(&q("free"), 1).unwrap().len(), 1);
+    assert_eq!(counts_of(&other, "p"), QueueCounts { ready: 2, paused: true, ..Default::default() });
+    // A queue never used is recorded by a pause; a resume records nothing.
+    other.set_paused("new", true).unwrap();
+    assert_eq!(counts_of(&st, "new"), QueueCounts { paused: true, ..Default::default() });
+    other.set_paused("nobody", false).unwrap();
+    assert!(st.counts().unwrap().iter().all(|(n, _)| n != "nobody"));
+    other.set_paused("p", false).unwrap();
+    assert_eq!(st.reserve(&q("p"), 1).unwrap().first.map(|d| d.id), Some(a));
+    other.close();
+    st.close();
 }
 
 #[test]

@@ -292,6 +292,18 @@ impl Store for SqliteStore {
         self.writer.submit(true, false, move |conn, now| sql::cancel(conn, id, now))
     }
 
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        let name: Arc<str> = queue.into();
+        let recorded = name.clone();
+        // A resume wakes this process's waiting reserves when it commits;
+        // other processes' watchers see the commit (data_version) and wake theirs.
+        self.writer.submit(true, !paused, move |conn, now| sql::set_paused(conn, &name, paused, now))?;
+        if paused {
+            self.mark_known(recorded);
+        }
+        Ok(())
+    }
+
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>> {
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let _quiet = crate::fork::quiet();

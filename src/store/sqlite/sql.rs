@@ -25,8 +25,11 @@ pub(crate) const SCHEDULED: i64 = 3;
 const APPLICATION_ID: i64 = 0x6a6f_6271;
 /// The page size of new files (existing files keep theirs).
 const PAGE_SIZE: u32 = 1024;
-/// Bumped on every incompatible schema change; stored in `PRAGMA user_version`.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Bumped on every schema change that older jobq builds must not ignore;
+/// stored in `PRAGMA user_version`. 1: the first; 2: `queues.paused` (an
+/// older build would deliver from a paused queue, so it refuses the file).
+/// An open by this build upgrades an older file in place (`upgrade`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -51,7 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS queues (
     name       TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- 1: paused, no job of the queue is delivered (schema version 2)
+    paused     INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 -- Partial indexes, one per state that a hot query looks for: a row is in
 -- at most one of them, so each state change touches few index pages.
@@ -124,8 +129,12 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
         Error::Internal(m) => Error::Corrupt(format!("{}: {m}", path.display())),
         other => other,
     };
-    if check_identity(conn, path).map_err(corrupt)? {
-        return set_wal(conn, path);
+    if let Some(version) = check_identity(conn, path).map_err(corrupt)? {
+        set_wal(conn, path)?;
+        if version < SCHEMA_VERSION {
+            upgrade(conn, path)?;
+        }
+        return Ok(());
     }
     // A new, empty file: switch to WAL (a header write), then create the
     // schema unless another process did so meanwhile. Small pages: jobs are
@@ -136,7 +145,7 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
     set_wal(conn, path)?;
     conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| corrupt(e.into()))?;
     let result = (|| {
-        if !check_identity(conn, path)? {
+        if check_identity(conn, path)?.is_none() {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
@@ -153,13 +162,14 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
     }
 }
 
-/// `Ok(true)`: a jobq file we can use; `Ok(false)`: an empty file.
-fn check_identity(conn: &Connection, path: &Path) -> Result<bool> {
+/// `Ok(Some(version))`: a jobq file we can use (perhaps after `upgrade`);
+/// `Ok(None)`: an empty file.
+fn check_identity(conn: &Connection, path: &Path) -> Result<Option<i64>> {
     let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
     if app_id == 0 && version == 0 && tables == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     if app_id != APPLICATION_ID {
         return Err(Error::Corrupt(format!(
@@ -173,7 +183,36 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<bool> {
     if version < 1 {
         return Err(Error::Corrupt(format!("{}: jobq file without a schema version", path.display())));
     }
-    Ok(true)
+    Ok(Some(version))
+}
+
+/// Brings a file of an older schema version to `SCHEMA_VERSION`, in one
+/// write transaction (concurrent opens of other processes wait for it and
+/// then find the new version). Processes of an older jobq that have the
+/// file open keep working (SQLite re-prepares their statements); new opens
+/// by an older jobq are refused with `Version`.
+fn upgrade(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version < 2 {
+            conn.execute_batch("ALTER TABLE queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")?;
+        }
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(match e {
+                Error::Internal(m) => Error::Corrupt(format!("{}: cannot upgrade the schema: {m}", path.display())),
+                other => other,
+            })
+        }
+    }
 }
 
 fn set_wal(conn: &Connection, path: &Path) -> Result<()> {
@@ -192,6 +231,21 @@ fn set_wal(conn: &Connection, path: &Path) -> Result<()> {
 pub(crate) fn add_queue(conn: &Connection, queue: &str, now: i64) -> Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?1, ?2)")?
         .execute(params![queue, now])?;
+    Ok(())
+}
+
+/// Pauses `queue` (recording it if new) or resumes it (a queue never
+/// recorded stays so).
+pub(crate) fn set_paused(conn: &Connection, queue: &str, paused: bool, now: i64) -> Result<()> {
+    if paused {
+        conn.prepare_cached(
+            "INSERT INTO queues (name, created_at, paused) VALUES (?1, ?2, 1)
+             ON CONFLICT (name) DO UPDATE SET paused = 1",
+        )?
+        .execute(params![queue, now])?;
+    } else {
+        conn.prepare_cached("UPDATE queues SET paused = 0 WHERE name = ?1")?.execute(params![queue])?;
+    }
     Ok(())
 }
 
@@ -309,11 +363,17 @@ pub(crate) fn reserve(conn: &Connection, queue: &str, now: i64, owner: &str) -> 
 }
 
 /// `reserve` without the promotion of due rows (the caller just did it).
+/// Nothing while the queue is paused: the flag is read by the same
+/// statement, in the same write transaction, so no process delivers after
+/// a pause committed (one primary-key probe of `queues`, not correlated
+/// with the job, so SQLite evaluates it once per statement).
 pub(crate) fn claim_next(conn: &Connection, queue: &str, now: i64, owner: &str) -> Result<Option<Delivery>> {
     let mut st = conn.prepare_cached(
         "UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
                 run_at = ?2 + lease_ms, lease_until = ?2 + lease_ms, lease_owner = ?3, updated_at = ?2
-         WHERE id = (SELECT id FROM jobs WHERE queue = ?1 AND state = 0 ORDER BY priority, id LIMIT 1)
+         WHERE id = (SELECT id FROM jobs WHERE queue = ?1 AND state = 0
+                       AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND paused <> 0)
+                     ORDER BY priority, id LIMIT 1)
          RETURNING id, attempts, lease_token, lease_ms, payload",
     )?;
     let row = st
@@ -502,9 +562,10 @@ pub(crate) const IS_DEAD: &str = "(state = 2 OR (state = 1 AND run_at <= ?1 AND 
 /// Per-queue counts at time `now`, every queue ever used, in name order.
 pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCounts)>> {
     let mut all: std::collections::BTreeMap<String, QueueCounts> = conn
-        .prepare_cached("SELECT name FROM queues")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .map(|name| name.map(|n| (n, QueueCounts::default())))
+        .prepare_cached("SELECT name, paused FROM queues")?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, QueueCounts { paused: r.get::<_, i64>(1)? != 0, ..QueueCounts::default() }))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     static COUNTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = COUNTS.get_or_init(|| {
@@ -522,12 +583,14 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
                 scheduled: r.get::<_, i64>(2)? as u64,
                 reserved: r.get::<_, i64>(3)? as u64,
                 dead: r.get::<_, i64>(4)? as u64,
+                paused: false,
             },
         ))
     })?;
     for row in rows {
         let (name, c) = row?;
-        all.insert(name, c);
+        let entry = all.entry(name).or_default();
+        *entry = QueueCounts { paused: entry.paused, ..c };
     }
     Ok(all.into_iter().collect())
 }
