@@ -219,7 +219,7 @@ static void test_batched_calls(const char *dir) {
     job = std::move(next);
   }
   CHECK(seen == ids);
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
 
   // reserve_many: up to max, in order; empty on timeout.
   std::vector<std::uint64_t> more = q.put_batch("m", {"1", "2", "3", "4", "5"});
@@ -238,7 +238,7 @@ static void test_batched_calls(const char *dir) {
   st = jobqpp::ack_many(batch);
   CHECK(st == std::vector<jobq_status>(3, JOBQ_OK));
   CHECK(jobqpp::ack_many(std::vector<Job>()).empty());
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
 
   // Jobs of two Queues in one ack_many: refused as a whole, nothing acked.
   Queue other(check_path(dir, "many-other.db"));
