@@ -115,6 +115,11 @@ typedef struct jobq jobq;
 typedef struct jobq_job jobq_job;
 
 /**
+ * A watch on one queue.
+ */
+typedef struct jobq_watch jobq_watch;
+
+/**
  * A pool of threads running a handler.
  */
 typedef struct jobq_worker jobq_worker;
@@ -453,6 +458,45 @@ enum jobq_status jobq_stats_json(struct jobq *q, char **out_json);
  * or not from jobq, is ignored.
  */
 void jobq_string_free(char *s);
+
+/**
+ * Opens a watch on `queue` of `q`: a file descriptor (jobq_watch_fd) that
+ * becomes readable when `queue` may have a ready job — a put, release,
+ * kick, resume or retry from this process or another one (or another host,
+ * for PostgreSQL). It starts readable, so a loop first takes the jobs
+ * already there. Readiness stays until jobq_watch_consume. Wakeups may be
+ * spurious (any write to the store may cause one; with PostgreSQL and
+ * `wakeups: "poll"` the fd turns readable every 20 ms by itself). The loop
+ * is: wait for the fd or the timer, jobq_watch_consume, then
+ * jobq_reserve(..., 0, ...) until JOBQ_TIMEOUT. Each watch runs one
+ * thread. Close every watch before jobq_close (JOBQ_E_BUSY otherwise); a
+ * watch inherited across fork() gives JOBQ_E_HANDLE in the child.
+ * JOBQ_E_INVALID_ARG for a NULL or invalid queue name or a NULL `out`.
+ */
+enum jobq_status jobq_watch_open(struct jobq *q, const char *queue, struct jobq_watch **out);
+
+/**
+ * The watch's file descriptor: non-blocking, close-on-exec, owned by the
+ * watch (do not read or close it yourself; jobq_watch_close closes it).
+ * Wait for it to be readable (POLLIN / EPOLLIN / EV_READ). -1 for a bad
+ * handle.
+ */
+int jobq_watch_fd(const struct jobq_watch *w);
+
+/**
+ * Clears the readiness of the fd (a later write makes it readable again,
+ * none is missed) and writes to `*out_next_due_ms` (nullable) the
+ * milliseconds until the queue's next scheduled job (delay, backoff) or
+ * lease expiry becomes due, 0 if one is due now, -1 if there is none: arm
+ * a timer for it, as such a job makes no write.
+ */
+enum jobq_status jobq_watch_consume(struct jobq_watch *w, int64_t *out_next_due_ms);
+
+/**
+ * Stops the watch and closes its fd (take it out of your event loop
+ * first). NULL is a no-op; JOBQ_E_HANDLE for a handle already closed.
+ */
+enum jobq_status jobq_watch_close(struct jobq_watch *w);
 
 /**
  * See jobq_put_opts_init_sized; use the jobq_worker_opts_init macro.

@@ -26,6 +26,8 @@ pub(crate) struct Context {
     pub(crate) notifier: Arc<Notifier>,
     closed: AtomicBool,
     pub(crate) active_workers: AtomicUsize,
+    /// Watches (`Watch`) open on this handle.
+    pub(crate) open_watches: AtomicUsize,
     /// Queue names this handle has used, shared so that a put or reserve
     /// needs no allocation for its name.
     names: Mutex<HashSet<Arc<str>>>,
@@ -47,6 +49,7 @@ impl Context {
             notifier,
             closed: AtomicBool::new(false),
             active_workers: AtomicUsize::new(0),
+            open_watches: AtomicUsize::new(0),
             names: Mutex::new(HashSet::new()),
         }
     }
@@ -79,6 +82,10 @@ impl Context {
     pub(crate) fn close(&self) -> Result<()> {
         if self.active_workers.load(SeqCst) > 0 {
             return Err(Error::Busy("workers are still running on this queue; stop them first".into()));
+        }
+        let watches = self.open_watches.load(SeqCst);
+        if watches > 0 {
+            return Err(Error::Busy(format!("{watches} watch(es) are still open on this queue; close them first")));
         }
         if self.closed.swap(true, SeqCst) {
             return Ok(());

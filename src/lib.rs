@@ -35,6 +35,7 @@ mod limits;
 mod notify;
 mod queue;
 mod store;
+mod watch;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -43,4 +44,5 @@ pub use error::{Error, Result};
 pub use job::Job;
 pub use queue::{PutOptions, Queue, Stats, MAX_QUEUE_NAME, MAX_RESERVE_MANY};
 pub use store::{redacted as printable_path, JobFilter, JobInfo, JobState, Put, QueueCounts};
+pub use watch::Watch;
 pub use worker::{Handler, Outcome, Worker, WorkerOptions};

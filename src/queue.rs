@@ -345,6 +345,14 @@ impl Queue {
         self.inner.store.set_paused(queue, false)
     }
 
+    /// Watches `queue` from an event loop: see `Watch`. The handle's
+    /// `close` is `Busy` until every watch of it is closed.
+    pub fn watch(&self, queue: &str) -> Result<crate::watch::Watch> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        crate::watch::Watch::open(self.inner.clone(), self.inner.name(queue))
+    }
+
     /// Removes a job that is not currently delivered.
     pub fn cancel(&self, id: u64) -> Result<()> {
         self.inner.check_open()?;

@@ -24,6 +24,7 @@ use crate::error::Error;
 mod handle;
 pub mod job;
 pub mod queue;
+pub mod watch;
 pub mod worker;
 
 /// Result of every fallible call. 0 = success, > 0 = a non-error outcome,
@@ -167,6 +168,7 @@ extern "C" fn fork_prepare() {
         queue::fork_lock_registries();
         job::fork_lock_registry();
         worker::fork_lock_registry();
+        watch::fork_lock_registry();
     })
 }
 

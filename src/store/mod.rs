@@ -338,6 +338,15 @@ pub(crate) trait Store: Send + Sync {
     /// Must provide: the largest job id given out so far (0 for a new store).
     fn last_job_id(&self) -> Result<u64>;
 
+    /// Must provide, for watches: when (ms, the store's clock) the next
+    /// scheduled job or lease expiry of `queue` is due; `None` if none.
+    fn next_due(&self, queue: &str) -> Result<Option<i64>>;
+
+    /// Must provide, for watches: `None` when the notifier given at open
+    /// hears every client's writes; otherwise how often (ms) a watch must
+    /// turn readable by itself so that the loop looks.
+    fn watch_poll_ms(&self) -> Option<u64>;
+
     /// Must provide: gives back the space of deleted jobs, as far as the
     /// backend can (SQLite: VACUUM; PostgreSQL: VACUUM of its tables).
     fn compact(&self) -> Result<()>;

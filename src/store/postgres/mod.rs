@@ -57,6 +57,9 @@ const POLL_MS: u64 = 5;
 /// client killed between its commit and its NOTIFY (or a NOTIFY lost any
 /// other way) delays a wakeup by at most this much, not by the whole wait.
 const LISTEN_RECHECK_MS: u64 = 1000;
+/// How often a watch turns readable by itself when it cannot count on
+/// notifications (each time, the loop runs a reserve).
+const WATCH_POLL_MS: u64 = 20;
 /// How long close waits for the background tasks.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -504,6 +507,17 @@ impl Store for PgStore {
             let st = c.prep(purge).await?;
             Ok(c.client.execute(&st, &[&self.clock.now_ms(), &queue]).await?)
         }))
+    }
+
+    fn next_due(&self, queue: &str) -> Result<Option<i64>> {
+        self.block(self.pool.run(async |c| {
+            let st = c.prep(sql::NEXT_DUE).await?;
+            Ok(c.client.query_one(&st, &[&queue]).await?.try_get::<_, Option<i64>>(0)?)
+        }))
+    }
+
+    fn watch_poll_ms(&self) -> Option<u64> {
+        (self.wakeups == Wakeups::Poll || !self.wake.is_up()).then_some(WATCH_POLL_MS)
     }
 
     fn last_job_id(&self) -> Result<u64> {

@@ -333,6 +333,17 @@ impl Store for SqliteStore {
         admin::last_job_id(&conn)
     }
 
+    fn next_due(&self, queue: &str) -> Result<Option<i64>> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let _quiet = crate::fork::quiet();
+        sql::next_due(&conn, queue)
+    }
+
+    fn watch_poll_ms(&self) -> Option<u64> {
+        // The data_version watcher runs while anyone waits on the notifier.
+        None
+    }
+
     fn compact(&self) -> Result<()> {
         let conn = self.admin_conn()?;
         let _quiet = crate::fork::quiet();
