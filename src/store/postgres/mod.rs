@@ -27,7 +27,7 @@ mod wake;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -60,6 +60,12 @@ const LISTEN_RECHECK_MS: u64 = 1000;
 /// How often a watch turns readable by itself when it cannot count on
 /// notifications (each time, the loop runs a reserve).
 const WATCH_POLL_MS: u64 = 20;
+/// Rows deleted or updated by one handle between two VACUUMs it runs
+/// itself (only when the server's autovacuum is off).
+#[cfg(not(test))]
+const VACUUM_EVERY: u64 = 20_000;
+#[cfg(test)]
+const VACUUM_EVERY: u64 = 500;
 /// How long close waits for the background tasks.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -88,6 +94,12 @@ pub(crate) struct PgStore {
     owner: i64,
     wakeups: Wakeups,
     closed: AtomicBool,
+    /// Rows this handle deleted or updated since its last own VACUUM.
+    churn: AtomicU64,
+    vacuuming: Arc<AtomicBool>,
+    /// Whether this handle vacuums the jobs table itself: the server's
+    /// autovacuum is off (read at open), so nothing else would.
+    self_vacuum: AtomicBool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -125,11 +137,17 @@ impl PgStore {
             notifier: env.notifier.clone(),
             wake: wake.clone(),
         };
-        let (first, session_client) = runtime.block_on(async {
+        let (first, session_client, autovacuum) = runtime.block_on(async {
             let first = settings.connect().await?;
             schema::prepare(&first.client, &settings).await.map_err(|f| settings.fail(f))?;
             let session_client = session.establish().await?;
-            Ok::<_, Error>((first, session_client))
+            let autovacuum: String = first
+                .client
+                .query_one("SELECT pg_catalog.current_setting('autovacuum')", &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .unwrap_or_else(|_| "on".into());
+            Ok::<_, Error>((first, session_client, autovacuum))
         })?;
         let pool = Arc::new(Pool::new(settings.clone(), config.pool_size, first));
         let committer = Committer::new(pool.clone(), env.clock.clone(), env.notifier.clone(), wake.clone(), owner);
@@ -148,6 +166,9 @@ impl PgStore {
             owner,
             wakeups: config.wakeups,
             closed: AtomicBool::new(false),
+            churn: AtomicU64::new(0),
+            vacuuming: Arc::new(AtomicBool::new(false)),
+            self_vacuum: AtomicBool::new(autovacuum == "off"),
         })
     }
 
@@ -211,6 +232,7 @@ impl PgStore {
             }
         }
         let n = got.len();
+        self.churned(n);
         let mut it = got.into_iter();
         attempt.first = it.next();
         attempt.more = it.collect();
@@ -226,6 +248,33 @@ impl PgStore {
             attempt.recheck_ms = Some(recheck);
         }
         Ok(attempt)
+    }
+
+    /// Counts `rows` deleted or updated; when this handle must vacuum and
+    /// enough accumulated, starts a `VACUUM (SKIP_LOCKED) jobs` in the
+    /// background (one at a time; a failure is left for the next one).
+    /// Without it, a server with autovacuum off keeps every dead row of
+    /// every cycled job: the table and the ready index grow without bound
+    /// and each claim wades through dead index entries.
+    fn churned(&self, rows: usize) {
+        if rows == 0 || !self.self_vacuum.load(SeqCst) {
+            return;
+        }
+        let total = self.churn.fetch_add(rows as u64, SeqCst) + rows as u64;
+        if total < VACUUM_EVERY || self.vacuuming.swap(true, SeqCst) {
+            return;
+        }
+        self.churn.store(0, SeqCst);
+        let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(rt) = rt else {
+            self.vacuuming.store(false, SeqCst);
+            return;
+        };
+        let (pool, vacuuming) = (self.pool.clone(), self.vacuuming.clone());
+        rt.spawn(async move {
+            let _ = pool.run(async |c| Ok(c.client.batch_execute("VACUUM (SKIP_LOCKED) jobs").await?)).await;
+            vacuuming.store(false, SeqCst);
+        });
     }
 
     fn wake_queue(&self, queue: &str) {
@@ -337,7 +386,10 @@ impl Store for PgStore {
 
     fn finish(&self, id: u64, token: i64, finish: Finish) -> Result<bool> {
         match self.write(Write::Finish { id, token, finish })? {
-            Answer::Finish(b) => Ok(b),
+            Answer::Finish(b) => {
+                self.churned(usize::from(b));
+                Ok(b)
+            }
             other => Err(Error::Internal(format!("finish answered {other:?}"))),
         }
     }
@@ -362,6 +414,7 @@ impl Store for PgStore {
                     other => return Err(Error::Internal(format!("finish answered {other:?}"))),
                 }
             }
+            self.churned(done.iter().filter(|b| **b).count());
             let want = if when == ReserveIf::AllCurrent && done.contains(&false) { 0 } else { want };
             let attempt = self.reserve_async(queue, want).await?;
             Ok((done, attempt))

@@ -42,7 +42,7 @@ fn ddl(s: &str) -> String {
             created_at   bigint   NOT NULL,
             updated_at   bigint   NOT NULL,
             last_error   text
-        ) WITH (fillfactor = 80);
+        ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
         CREATE TABLE {s}.queues (
             name       text PRIMARY KEY,
             created_at bigint NOT NULL,

@@ -445,3 +445,69 @@ fn two_acks_of_one_delivery_in_one_batch_answer_once() {
     assert_eq!(done, vec![true, false]);
     st.close();
 }
+
+/// A lease renewal changes no indexed column, so PostgreSQL updates the row
+/// in place (HOT): no index entry per touch, no index bloat from renewals.
+#[test]
+fn a_lease_renewal_is_a_hot_update() {
+    const TOUCHES: i64 = 40;
+    let s = Schema::new("hot");
+    let st = open(&s, Arc::new(SystemClock));
+    st.put(job("h"), b"x".to_vec()).unwrap();
+    let d = st.reserve(&q("h"), 1).unwrap().first.unwrap();
+    for _ in 0..TOUCHES {
+        assert!(st.finish(d.id, d.token, Finish::Touch { lease_ms: 5_000 }).unwrap());
+    }
+    // Sessions report their table statistics when they end.
+    st.close();
+    let sql = format!(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'jobs'",
+        s.0
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (upd, hot) = loop {
+        let rows = admin(&sql);
+        let (upd, hot): (i64, i64) = rows.first().map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0));
+        // The claim (state 0 -> 1) is one non-HOT update; every touch after it.
+        if upd > TOUCHES || Instant::now() > deadline {
+            break (upd, hot);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(upd, TOUCHES + 1, "updates counted");
+    assert!(hot >= TOUCHES, "{hot} of {upd} updates were HOT; every lease renewal should be");
+}
+
+/// With the server's autovacuum off, the handle vacuums the jobs table
+/// itself every VACUUM_EVERY rows it deleted or updated, so a steady load
+/// does not grow it without bound.
+#[test]
+fn a_handle_vacuums_when_autovacuum_is_off() {
+    let s = Schema::new("vac");
+    let st = open(&s, Arc::new(SystemClock));
+    st.self_vacuum.store(true, SeqCst);
+    for _ in 0..6 {
+        st.put_batch(job("v"), (0..100u8).map(|i| vec![i]).collect()).unwrap();
+        loop {
+            let got = st.reserve(&q("v"), 100).unwrap();
+            let all: Vec<_> = got.first.into_iter().chain(got.more).collect();
+            if all.is_empty() {
+                break;
+            }
+            let acks = all.iter().map(|d| (d.id, d.token, Finish::Ack)).collect();
+            st.finish_and_reserve(&q("v"), acks, 0, ReserveIf::Always).unwrap();
+        }
+    }
+    // 600 claims + 600 acks: over VACUUM_EVERY (500) once at least.
+    let sql = format!("SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'jobs'", s.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let vacuums = loop {
+        let n: i64 = admin(&sql).first().map(|r| r.get(0)).unwrap_or(0);
+        if n > 0 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(vacuums > 0, "the handle never vacuumed the jobs table");
+    st.close();
+}
