@@ -201,10 +201,12 @@ static void test_expiry_redelivers(jobq *q) {
     CHECK(jobq_job_id(job) == id);
     CHECK(jobq_job_attempt(job) == attempt);
     if (attempt > 1) {
-      /* Not before the previous lease ran out (t0 is a little after that
-       * lease began, hence the slack of a third). */
-      CHECK(now - t0 >= lease - TU_SCALE(50));
-      if (now - t0 < lease - TU_SCALE(50)) {
+      /* Not before the previous lease ran out. t0 is when the previous
+       * reserve returned, which on a loaded machine can be well after its
+       * lease began (seen: 75 ms of a 150 ms lease on PostgreSQL), so only
+       * a third of the lease is required: a redelivery at once still fails. */
+      CHECK(now - t0 >= lease / 3);
+      if (now - t0 < lease / 3) {
         fprintf(stderr, "  attempt %u came %lld ms after the last, lease %lld\n",
                 (unsigned)attempt, (long long)(now - t0), (long long)lease);
       }
