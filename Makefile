@@ -3,6 +3,7 @@
 #
 #   make            build the release library and the C examples
 #   make demo       ... and run a producer and a worker pool on a local file
+#   make epoll-demo ... and run a producer and the epoll worker (two queues, a retry by timer)
 #   make plugin-demo  load/unload the library with dlopen three times (examples/plugin_host.c)
 #   make install    install like a C library (release build; see "Install" below)
 #   make uninstall  remove what `make install` put there
@@ -13,9 +14,12 @@ CC      ?= cc
 CFLAGS  ?= -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror
 LIBDIR  := target/release
 BUILD   := build
-EXAMPLES := $(BUILD)/producer $(BUILD)/worker
+EXAMPLES := $(BUILD)/producer $(BUILD)/worker $(BUILD)/epoll_worker $(BUILD)/libevent_worker
+# examples/libevent_worker.c needs libevent 2 (Debian: libevent-dev, which
+# scripts/install-deps.sh installs).
+LIBEVENT_LIBS ?= -levent
 
-.PHONY: all lib demo plugin-demo clean install uninstall install-check native-static-libs
+.PHONY: all lib demo epoll-demo plugin-demo clean install uninstall install-check native-static-libs
 all: $(EXAMPLES)
 
 lib:
@@ -30,6 +34,16 @@ $(BUILD)/%: examples/%.c include/jobq.h lib
 	$(CC) $(CFLAGS) -D_GNU_SOURCE -Iinclude $< -o $@ $(CURDIR)/$(LIBDIR)/libjobq.so \
 	    -Wl,-rpath,$(CURDIR)/$(LIBDIR) -lpthread
 
+# The same, with libevent; without its headers, say how to get them.
+$(BUILD)/libevent_worker: examples/libevent_worker.c include/jobq.h lib
+	@echo '#include <event2/event.h>' | $(CC) $(CFLAGS) -E -x c - >/dev/null 2>&1 || { \
+	    echo "error: $@ needs libevent 2 (<event2/event.h> not found): run scripts/install-deps.sh" \
+	         "(on Debian it installs libevent-dev), then make again" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	@ln -sf libjobq.so $(LIBDIR)/libjobq.so.0
+	$(CC) $(CFLAGS) -D_GNU_SOURCE -Iinclude $< -o $@ $(CURDIR)/$(LIBDIR)/libjobq.so \
+	    -Wl,-rpath,$(CURDIR)/$(LIBDIR) $(LIBEVENT_LIBS) -lpthread
+
 # Short retry delays and 3 attempts, so the demo shows a retry and a dead job.
 demo: export JOBQ_CONFIG = {"backoff_base_ms": 200, "max_attempts": 3}
 demo: $(EXAMPLES)
@@ -39,6 +53,17 @@ demo: $(EXAMPLES)
 	    "invoice 1002" "fail: smtp down" "reset password carol" "poison: bad address" "digest weekly"
 	@echo "== worker: 4 threads until the queue is quiet"
 	$(BUILD)/worker $(BUILD)/demo.db emails 4
+
+# One thread, two queues, no pool: epoll on a watch per queue and a timerfd
+# (the retry of "fail: smtp down" comes back by the timer, 200 and 400 ms on).
+epoll-demo: export JOBQ_CONFIG = {"backoff_base_ms": 200, "backoff_jitter": 0, "max_attempts": 3}
+epoll-demo: $(EXAMPLES)
+	@rm -f $(BUILD)/epoll-demo.db $(BUILD)/epoll-demo.db-wal $(BUILD)/epoll-demo.db-shm
+	@echo "== producer: jobs into queues 'emails' and 'reports' of $(BUILD)/epoll-demo.db"
+	$(BUILD)/producer $(BUILD)/epoll-demo.db emails "welcome alice" "fail: smtp down" "invoice 1001"
+	$(BUILD)/producer $(BUILD)/epoll-demo.db reports "daily" "weekly"
+	@echo "== epoll worker: both queues until one second without a job"
+	$(BUILD)/epoll_worker --idle-exit 1000 $(BUILD)/epoll-demo.db emails reports
 
 # Built without linking jobq: it dlopens the library at run time.
 $(BUILD)/plugin_host: examples/plugin_host.c include/jobq.h

@@ -1,7 +1,9 @@
 /* The C++17 wrapper include/jobq.hpp: errors as exceptions, RAII owners,
- * every Queue/Job/Worker call (the batched ones too), escape hatches, and a handler that throws
+ * every Queue/Job/Worker/Watch call (the batched ones too), escape hatches, and a handler that throws
  * (caught by the trampoline and counted as a retry). argv[1] = a fresh
  * directory. */
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -19,15 +21,18 @@ using jobqpp::JobView;
 using jobqpp::Outcome;
 using jobqpp::PutOptions;
 using jobqpp::Queue;
+using jobqpp::Watch;
 using jobqpp::Worker;
 
 // Owners are move-only; moving never throws.
 static_assert(!std::is_copy_constructible_v<Queue> && !std::is_copy_assignable_v<Queue>);
 static_assert(!std::is_copy_constructible_v<Job> && !std::is_copy_assignable_v<Job>);
 static_assert(!std::is_copy_constructible_v<Worker> && !std::is_copy_assignable_v<Worker>);
+static_assert(!std::is_copy_constructible_v<Watch> && !std::is_copy_assignable_v<Watch>);
 static_assert(std::is_nothrow_move_constructible_v<Queue> && std::is_nothrow_move_assignable_v<Queue>);
 static_assert(std::is_nothrow_move_constructible_v<Job> && std::is_nothrow_move_assignable_v<Job>);
 static_assert(std::is_nothrow_move_constructible_v<Worker> && std::is_nothrow_move_assignable_v<Worker>);
+static_assert(std::is_nothrow_move_constructible_v<Watch> && std::is_nothrow_move_assignable_v<Watch>);
 
 /* Runs `body`, which must throw jobqpp::Error with `want`; returns the status seen. */
 template <class F>
@@ -325,6 +330,79 @@ static void test_workers(const char *dir) {
   CHECK(!q);
 }
 
+static int slow_factor() {
+  const char *slow = getenv("JOBQ_TEST_SLOW");
+  return slow != nullptr && atoi(slow) > 0 ? atoi(slow) : 1;
+}
+
+/* Whether the watch's fd is readable within `ms` (0: right now). */
+static bool readable(const Watch &w, int ms) {
+  struct pollfd p = {w.fd(), POLLIN, 0};
+  return poll(&p, 1, ms) == 1 && (p.revents & POLLIN) != 0;
+}
+
+static void test_watch(const char *dir) {
+  Queue q(check_path(dir, "watch.db"));
+  const int must_ms = 5000 * slow_factor();
+  const std::int64_t delay = 400 * slow_factor();
+  {
+    Watch w(q, "mail");
+    CHECK(static_cast<bool>(w) && w.capi() != nullptr && w.fd() >= 0);
+    // Readable at first, until consumed; nothing scheduled.
+    CHECK(readable(w, 0));
+    CHECK(!w.consume().has_value());
+    CHECK(!readable(w, 0));
+
+    // A put makes it readable; the loop takes the job with reserve(…, 0).
+    q.put("mail", "hello");
+    CHECK(readable(w, must_ms));
+    CHECK(readable(w, 0));  // stays so until consumed
+    (void)w.consume();
+    CHECK(!readable(w, 0));
+    int n = 0;
+    while (auto job = q.reserve("mail", 0)) {
+      CHECK(job->payload() == "hello");
+      job->ack();
+      n++;
+    }
+    CHECK(n == 1);
+
+    // A delayed job: consume says when it is due.
+    PutOptions later;
+    later.delay_ms = static_cast<std::uint64_t>(delay);
+    q.put("mail", "later", later);
+    std::optional<std::int64_t> due = w.consume();
+    CHECK(due.has_value() && *due > 0 && *due <= delay);
+
+    // Open watches keep the queue open; a Watch is move-only.
+    CHECK_THROWS(q.close(), JOBQ_E_BUSY);
+    CHECK(static_cast<bool>(q));
+    int fd = w.fd();
+    Watch moved = std::move(w);
+    CHECK(!w && moved && moved.fd() == fd);
+    CHECK(w.fd() == -1);
+    CHECK_THROWS((void)w.consume(), JOBQ_E_INVALID_ARG);  // an empty Watch
+    w.close();                                            // empty: no-op
+    moved.close();
+    CHECK(!moved && moved.fd() == -1);
+    moved.close();  // closed already: no-op
+
+    // Bad input comes back as Error, nothing opened.
+    CHECK_THROWS(Watch(q, ""), JOBQ_E_INVALID_ARG);
+
+    // release() hands the handle over; the destructor of `scoped` closes its own.
+    Watch scoped(q, "mail");
+    ::jobq_watch *raw = Watch(q, "other").release();
+    CHECK(raw != nullptr && jobq_watch_fd(raw) >= 0);
+    CHECK(jobq_watch_close(raw) == JOBQ_OK);
+    CHECK(scoped.fd() >= 0);
+  }
+  // Every Watch is gone: the queue closes (the delayed job stays stored).
+  if (auto job = q.reserve("mail", 0)) job->ack();
+  q.close();
+  CHECK(!q);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -335,6 +413,7 @@ int main(int argc, char **argv) {
     test_queue_and_jobs(argv[1]);
     test_batched_calls(argv[1]);
     test_workers(argv[1]);
+    test_watch(argv[1]);
   } catch (const std::exception &e) {
     fprintf(stderr, "uncaught exception: %s\n", e.what());
     return 1;

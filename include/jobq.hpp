@@ -26,21 +26,27 @@
  *     return JOBQ_DONE;
  *   }, jobqpp::WorkerOptions{4});
  *   w.stop();                                       // or let the destructor wait
+ *   jobqpp::Watch watch(q, "mail");                 // for an event loop: poll watch.fd()
+ *   // ... when watch.fd() is readable or the timer fired:
+ *   std::optional<std::int64_t> due_ms = watch.consume();  // arm the timer; nullopt: nothing scheduled
+ *   while (auto job = q.reserve("mail", 0)) job->ack();
  *
  * Rules:
  *  - Errors (a status < 0) throw jobqpp::Error, which carries the status and
  *    jobq_last_error()'s message. Non-error outcomes are return values:
  *    JOBQ_TIMEOUT is an empty std::optional from reserve(), JOBQ_DUPLICATE is
  *    the `false` of put_unique().
- *  - Queue, Job and Worker own their C handle like std::unique_ptr: move-only,
- *    closed/freed/stopped by the destructor. capi() lends the handle;
- *    Queue::release() and Job::release_capi() give it up (you then call
- *    jobq_close / jobq_job_free yourself), as in wasmtime's helpers.hh. Job's
+ *  - Queue, Job, Worker and Watch own their C handle like std::unique_ptr:
+ *    move-only, closed/freed/stopped by the destructor. capi() lends the
+ *    handle; Queue::release(), Watch::release() and Job::release_capi() give
+ *    it up (you then call jobq_close / jobq_watch_close / jobq_job_free
+ *    yourself), as in wasmtime's helpers.hh. Job's
  *    release(delay_ms) is jobq_release. Worker has no release(): the pool
  *    calls a C++ object that the Worker owns.
- *  - Destroy (or stop) every Worker before its Queue: jobq_close refuses with
- *    JOBQ_E_BUSY while a worker runs, and ~Queue() cannot report that (it
- *    ignores errors, and the queue then stays open); call close() to see it.
+ *  - Destroy (or stop / close) every Worker and Watch before its Queue:
+ *    jobq_close refuses with JOBQ_E_BUSY while a worker runs or a watch is
+ *    open, and ~Queue() cannot report that (it ignores errors, and the queue
+ *    then stays open); call close() to see it.
  *  - Needs C++17 with exceptions enabled.
  *  - No C++ exception crosses into the library: the worker trampoline catches
  *    everything the handler throws and returns JOBQ_RETRY.
@@ -100,6 +106,9 @@ struct JobFreer {
 };
 struct StringFreer {
   void operator()(char *s) const noexcept { ::jobq_string_free(s); }
+};
+struct WatchCloser {
+  void operator()(::jobq_watch *w) const noexcept { (void)::jobq_watch_close(w); }
 };
 }  // namespace detail
 
@@ -358,6 +367,56 @@ class Queue {
   }
 
   std::unique_ptr<::jobq, detail::QueueCloser> q_;
+};
+
+/**
+ * A watch on one queue, for event loops (owns a jobq_watch *;
+ * jobq_watch_close in the destructor, which ignores errors). fd() turns
+ * readable when the queue may have a ready job (a put, release, kick, resume
+ * or retry from any process; wakeups may be spurious) and stays readable
+ * until consume(). The loop: wait for fd() or the timer, consume() (arm the
+ * timer with what it returns), then Queue::reserve(queue, 0) until it
+ * returns std::nullopt. It starts readable. Destroy or close() it before its
+ * Queue (JOBQ_E_BUSY otherwise).
+ */
+class Watch {
+ public:
+  Watch() noexcept = default;
+  /** jobq_watch_open on `queue` of `queue_file`. */
+  Watch(Queue &queue_file, CStr queue) {
+    ::jobq_watch *w = nullptr;
+    detail::check(::jobq_watch_open(queue_file.capi(), queue.c_str(), &w));
+    w_.reset(w);
+  }
+  /** Takes ownership of a handle from jobq_watch_open. */
+  explicit Watch(::jobq_watch *w) noexcept : w_(w) {}
+
+  /** The fd to wait on for readability (POLLIN, EPOLLIN, EV_READ): owned by
+   * the watch, never read or close it. -1 for an empty (moved-from, closed) Watch. */
+  int fd() const noexcept { return w_ ? ::jobq_watch_fd(w_.get()) : -1; }
+  /** jobq_watch_consume: clears the readiness, and returns the milliseconds
+   * until the queue's next scheduled job (delay, backoff) or lease expiry is
+   * due (0: due now), std::nullopt if there is none. */
+  std::optional<std::int64_t> consume() {
+    std::int64_t due = -1;
+    detail::check(::jobq_watch_consume(w_.get(), &due));
+    if (due < 0) return std::nullopt;
+    return due;
+  }
+  /** jobq_watch_close (take fd() out of your event loop first); no-op when empty. */
+  void close() {
+    if (!w_) return;
+    ::jobq_watch *w = w_.release();
+    detail::check(::jobq_watch_close(w));
+  }
+  explicit operator bool() const noexcept { return static_cast<bool>(w_); }
+
+  ::jobq_watch *capi() const noexcept { return w_.get(); }
+  /** Gives up ownership: call jobq_watch_close yourself. */
+  ::jobq_watch *release() noexcept { return w_.release(); }
+
+ private:
+  std::unique_ptr<::jobq_watch, detail::WatchCloser> w_;
 };
 
 /**

@@ -15,6 +15,8 @@ command -v objcopy >/dev/null || need+=(binutils)
 # (tests/support/pg.rs runs initdb/pg_ctl), and libpq for bench/.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -e /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
+# examples/libevent_worker.c (built by `make` / `make demo`, run by tests/examples.rs).
+[ -e /usr/include/event2/event.h ] || need+=(libevent-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -35,7 +35,8 @@ fn newest(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
-/// The C tests need cc, c++, pkg-config, cmake, binutils and libsqlite3-dev.
+/// The C tests need cc, c++, pkg-config, cmake, binutils and libsqlite3-dev
+/// (and tests/examples.rs libevent-dev).
 /// On a fresh Debian machine with only the Rust toolchain and gcc, the first
 /// test that needs them runs scripts/install-deps.sh (apt-get; as root or
 /// with sudo), so that `cargo test` works as the README says.
@@ -46,7 +47,8 @@ pub fn ensure_tools() {
             Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
         };
         let missing = ["cc", "c++", "pkg-config", "cmake", "objcopy"].iter().any(|t| !have(t))
-            || !Path::new("/usr/include/sqlite3.h").exists();
+            || !Path::new("/usr/include/sqlite3.h").exists()
+            || !Path::new("/usr/include/event2/event.h").exists();
         if missing {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-deps.sh");
             let status = Command::new("bash").arg(&script).status();
@@ -101,6 +103,11 @@ impl Libs {
 
     /// Compiles C (.c, as C99) or C++ (.cpp, as C++17) sources into `bin`.
     pub fn compile(&self, linkage: Linkage, sources: &[&Path], bin: &Path) -> Result<(), String> {
+        self.compile_with(linkage, sources, bin, &[])
+    }
+
+    /// `compile`, with more libraries to link (e.g. `-levent`), after jobq's.
+    pub fn compile_with(&self, linkage: Linkage, sources: &[&Path], bin: &Path, libs: &[&str]) -> Result<(), String> {
         let cpp = sources.iter().any(|s| s.extension().is_some_and(|e| e == "cpp"));
         let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
         if cpp {
@@ -123,7 +130,7 @@ impl Libs {
                 cmd.arg(&self.static_lib);
             }
         }
-        cmd.args(["-lpthread", "-ldl", "-lm"]);
+        cmd.args(libs).args(["-lpthread", "-ldl", "-lm"]);
         let out = cmd.output().map_err(|e| format!("cannot run the C compiler: {e}"))?;
         if out.status.success() {
             Ok(())
