@@ -46,7 +46,7 @@ use crate::store::{
     Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
 };
 
-use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
+use commit::{Answer, Committer, Msg, Write};
 use pool::{Conn, Fail, Pool, Settings};
 use wake::{Session, Wake};
 
@@ -217,7 +217,7 @@ impl PgStore {
             return Ok(attempt);
         }
         let (mut got, mut next_due) =
-            self.pool.run(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
+            self.pool.run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
         if got.is_empty() && self.scan.due() {
             let reclaimed = self
                 .pool
@@ -225,7 +225,7 @@ impl PgStore {
                 .await?;
             if reclaimed > 0 {
                 (got, next_due) =
-                    self.pool.run(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
+                    self.pool.run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
                 if reclaimed as usize > got.len() {
                     self.wake_queue(queue);
                 }
@@ -293,32 +293,24 @@ async fn claim_round(
 ) -> std::result::Result<(Vec<Delivery>, Option<i64>), Fail> {
     let promote = c.prep(sql::PROMOTE_DUE).await?;
     let claim = c.prep(sql::CLAIM).await?;
-    let next = c.prep(sql::NEXT_DUE).await?;
     let now = clock.now_ms();
-    let want = want.min(i64::MAX as usize) as i64;
+    let want_n = want.min(i64::MAX as usize) as i64;
     let client = &c.client;
-    // One transaction, one round trip. It does not wait for the WAL flush:
-    // a claim undone by a server crash leaves the job ready to deliver
-    // again (at-least-once), as on SQLite.
-    let promote_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now)];
-    let claim_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now), Box::new(want), Box::new(owner)];
-    let next_p: Vec<Param> = vec![Box::new(queue.to_string())];
-    let steps = vec![
-        simple(client, "BEGIN"),
-        simple(client, "SET LOCAL synchronous_commit = off"),
-        query(client, &promote, &promote_p),
-        query(client, &claim, &claim_p),
-        query(client, &next, &next_p),
-        simple(client, "COMMIT"),
-    ];
-    let mut results = Vec::with_capacity(6);
-    for r in pipeline(steps).await {
-        results.push(r?);
-    }
-    let rows = std::mem::take(&mut results[3]);
-    let next_due = match results[4].first() {
-        Some(r) => r.try_get::<_, Option<i64>>(0)?,
-        None => None,
+    // Two autocommit statements, one round trip, on a connection that does
+    // not wait for the WAL flush (`Pool::run_fast`): a claim undone by a
+    // server crash leaves the job ready to deliver again (at-least-once),
+    // as on SQLite. When is the next job due matters only when the claim
+    // came short (the caller then waits): asked only then.
+    let (_, rows) = futures_util::future::try_join(
+        client.query_one(&promote, &[&queue, &now]),
+        client.query(&claim, &[&queue, &now, &want_n, &owner]),
+    )
+    .await?;
+    let next_due = if rows.len() < want {
+        let next = c.prep(sql::NEXT_DUE).await?;
+        c.client.query_one(&next, &[&queue]).await?.try_get::<_, Option<i64>>(0)?
+    } else {
+        None
     };
     let mut got = Vec::with_capacity(rows.len());
     for r in &rows {

@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub url: StoreUrl,
     /// Run on every new connection: search_path, synchronous_commit, lock_timeout.
     setup: String,
+    /// Durability "full": connections start with synchronous_commit on.
+    pub durable: bool,
 }
 
 impl Settings {
@@ -60,7 +62,7 @@ impl Settings {
             "SET search_path = {}; SET synchronous_commit = {sync}; SET lock_timeout = {lock_ms}",
             quote_ident(&url.schema)
         );
-        Settings { url, setup }
+        Settings { url, setup, durable: config.durability == Durability::Full }
     }
 
     pub(crate) fn target(&self) -> &str {
@@ -110,7 +112,7 @@ impl Settings {
             let _ = connection.await;
         });
         self.setup(&client).await?;
-        Ok(Conn { client, stmts: HashMap::new() })
+        Ok(Conn { client, stmts: HashMap::new(), fast: false })
     }
 }
 
@@ -127,9 +129,29 @@ fn detail(e: &tokio_postgres::Error) -> String {
 pub(crate) struct Conn {
     pub client: Client,
     stmts: HashMap<&'static str, Statement>,
+    /// The session's synchronous_commit was turned off (durability "full"
+    /// only; with "normal" it is off from the start) for work that need not
+    /// wait for the WAL flush (`Pool::run_fast`).
+    pub fast: bool,
 }
 
 impl Conn {
+    /// Whether commits on this connection wait for the WAL flush now.
+    pub(crate) fn waits_for_flush(&self, settings: &Settings) -> bool {
+        settings.durable && !self.fast
+    }
+
+    /// Sets the session's synchronous_commit for the next work: `fast` =
+    /// do not wait for the WAL flush. A statement only when it changes.
+    async fn set_fast(&mut self, fast: bool, settings: &Settings) -> std::result::Result<(), tokio_postgres::Error> {
+        if settings.durable && self.fast != fast {
+            let sql = if fast { "SET synchronous_commit = off" } else { "SET synchronous_commit = on" };
+            self.client.batch_execute(sql).await?;
+            self.fast = fast;
+        }
+        Ok(())
+    }
+
     /// `sql`, prepared on this connection once.
     pub(crate) async fn prep(&mut self, sql: &'static str) -> std::result::Result<Statement, tokio_postgres::Error> {
         if let Some(st) = self.stmts.get(sql) {
@@ -199,14 +221,31 @@ impl Pool {
     /// Runs `f` on a connection: again on a serialization failure or a
     /// deadlock; after any failure, rolls back what `f` left open, and
     /// drops a connection that broke (the next call opens a new one).
-    pub(crate) async fn run<T>(&self, mut f: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, Fail>) -> Result<T> {
+    pub(crate) async fn run<T>(&self, f: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, Fail>) -> Result<T> {
+        self.run_with(false, f).await
+    }
+
+    /// `run` for work whose commits need not wait for the WAL flush (a
+    /// claim: undone by a server crash, the job is delivered again).
+    pub(crate) async fn run_fast<T>(&self, f: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, Fail>) -> Result<T> {
+        self.run_with(true, f).await
+    }
+
+    async fn run_with<T>(
+        &self,
+        fast: bool,
+        mut f: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, Fail>,
+    ) -> Result<T> {
         let mut tries = 0;
         loop {
             let mut lease = self.get().await?;
             let Some(conn) = lease.conn() else {
                 return Err(Error::Internal("a pool lease without a connection".into()));
             };
-            let result = f(conn).await;
+            let result = match conn.set_fast(fast, &self.settings).await {
+                Ok(()) => f(conn).await,
+                Err(e) => Err(Fail::Pg(e)),
+            };
             match result {
                 Ok(v) => return Ok(v),
                 Err(fail) => {

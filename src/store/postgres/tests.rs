@@ -511,3 +511,32 @@ fn a_handle_vacuums_when_autovacuum_is_off() {
     assert!(vacuums > 0, "the handle never vacuumed the jobs table");
     st.close();
 }
+
+/// Durability "full": claims run on connections that do not wait for the
+/// WAL flush, everything else (kick, cancel, purge, pause) waits, whatever
+/// a connection did before; the committer's transactions set their own.
+#[test]
+fn only_work_that_may_be_undone_skips_the_wal_flush() {
+    let s = Schema::new("sync");
+    let st = open_with(&s, Arc::new(SystemClock), &Config { pool_size: 1, ..config() }).unwrap();
+    let show = async |c: &mut super::pool::Conn| -> std::result::Result<String, super::pool::Fail> {
+        Ok(c.client.query_one("SHOW synchronous_commit", &[]).await?.try_get(0)?)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        // One connection: each call below reuses it.
+        assert_eq!(st.pool.run_fast(show).await.unwrap(), "off");
+        assert_eq!(st.pool.run(show).await.unwrap(), "on");
+        assert_eq!(st.pool.run_fast(show).await.unwrap(), "off");
+        assert_eq!(st.pool.run_fast(show).await.unwrap(), "off");
+        assert_eq!(st.pool.run(show).await.unwrap(), "on");
+    });
+    // A put after a claim on the same connection still commits durably: its
+    // transaction says so (SET LOCAL), and the session stays as the claim left it.
+    st.put(job("s"), b"x".to_vec()).unwrap();
+    let d = st.reserve(&q("s"), 1).unwrap().first.unwrap();
+    st.put(job("s"), b"y".to_vec()).unwrap();
+    assert!(st.finish(d.id, d.token, Finish::Ack).unwrap());
+    assert_eq!(counts_of(&st, "s").ready, 1);
+    st.close();
+}
