@@ -46,7 +46,7 @@ use crate::store::{
     Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
 };
 
-use commit::{Answer, Committer, Msg, Write};
+use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
 use pool::{Conn, Fail, Pool, Settings};
 use wake::{Session, Wake};
 
@@ -296,16 +296,24 @@ async fn claim_round(
     let now = clock.now_ms();
     let want_n = want.min(i64::MAX as usize) as i64;
     let client = &c.client;
-    // Two autocommit statements, one round trip, on a connection that does
-    // not wait for the WAL flush (`Pool::run_fast`): a claim undone by a
-    // server crash leaves the job ready to deliver again (at-least-once),
-    // as on SQLite. When is the next job due matters only when the claim
-    // came short (the caller then waits): asked only then.
-    let (_, rows) = futures_util::future::try_join(
-        client.query_one(&promote, &[&queue, &now]),
-        client.query(&claim, &[&queue, &now, &want_n, &owner]),
-    )
-    .await?;
+    // One transaction, one round trip, on a connection that does not wait
+    // for the WAL flush (`Pool::run_fast`): a claim undone by a server
+    // crash leaves the job ready to deliver again (at-least-once), as on
+    // SQLite. When the next job is due matters only when the claim came
+    // short (the caller then waits): asked only then.
+    let promote_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now)];
+    let claim_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now), Box::new(want_n), Box::new(owner)];
+    let steps = vec![
+        simple(client, "BEGIN"),
+        query(client, &promote, &promote_p),
+        query(client, &claim, &claim_p),
+        simple(client, "COMMIT"),
+    ];
+    let mut results = Vec::with_capacity(4);
+    for r in pipeline(steps).await {
+        results.push(r?);
+    }
+    let rows = std::mem::take(&mut results[2]);
     let next_due = if rows.len() < want {
         let next = c.prep(sql::NEXT_DUE).await?;
         c.client.query_one(&next, &[&queue]).await?.try_get::<_, Option<i64>>(0)?
