@@ -301,21 +301,6 @@ static void test_pause_persists(const char *dir) {
 
 /* ---- other processes -------------------------------------------------- */
 
-/* Children report their checks through a pipe, not their exit status
- * (see test_threads_procs.c: valgrind and forked children of threaded
- * processes). */
-#define CHILD_PASSED 0xF0
-#define CHILD_FAILED 0xF1
-
-static void child_report(int fd) {
-  unsigned char r = check_failures == 0 ? CHILD_PASSED : CHILD_FAILED;
-  fflush(stdout);
-  fflush(stderr);
-  if (write(fd, &r, 1) != 1) {
-    _exit(3);
-  }
-}
-
 /* The parent pauses "x" (with a ready job); a child process sees it paused,
  * pauses "y" for the parent to see, then blocks in a reserve on "x" that the
  * parent's resume wakes. */
@@ -360,7 +345,7 @@ static void test_other_process(const char *dir) {
       }
       CHECK_OK(jobq_close(own));
     }
-    child_report(to_parent[1]);
+    tu_child_report(to_parent[1]);
     _exit(0);
   }
   close(to_parent[1]);
@@ -374,7 +359,7 @@ static void test_other_process(const char *dir) {
   resumed_at = tu_now_ms();
   CHECK_OK(jobq_resume(q, "x"));
   CHECK(read(to_parent[0], &verdict, 1) == 1);
-  CHECK(verdict == CHILD_PASSED);
+  CHECK(verdict == TU_CHILD_PASSED);
   CHECK(tu_now_ms() - resumed_at < TU_MUST_MS);
   printf("resume -> other process's reserve done in %lld ms\n", (long long)(tu_now_ms() - resumed_at));
   close(to_parent[0]);

@@ -290,21 +290,6 @@ static void test_job_moves_threads(const char *dir) {
 
 /* ---- other processes -------------------------------------------------- */
 
-/* Children report their checks through a pipe, not their exit status:
- * under valgrind a forked child of a threaded process "leaks" whatever the
- * parent's threads owned, and --error-exitcode turns that into status 1. */
-#define CHILD_PASSED 0xF0
-#define CHILD_FAILED 0xF1
-
-static void child_report(int fd) {
-  unsigned char r = check_failures == 0 ? CHILD_PASSED : CHILD_FAILED;
-  fflush(stdout);
-  fflush(stderr);
-  if (write(fd, &r, 1) != 1) {
-    _exit(3);
-  }
-}
-
 static void reap(pid_t pid) {
   int status = 0;
   if (pid > 0) {
@@ -350,7 +335,7 @@ static void test_fork(const char *dir) {
       CHECK_OK(jobq_put(own, "x", "from-child", 10, NULL, &id));
       CHECK_OK(jobq_close(own));
     }
-    child_report(fds[1]);
+    tu_child_report(fds[1]);
     _exit(0);
   }
   close(fds[1]);
@@ -362,7 +347,7 @@ static void test_fork(const char *dir) {
   }
   CHECK(read(fds[0], &verdict, 1) == 1);
   close(fds[0]);
-  CHECK(verdict == CHILD_PASSED);
+  CHECK(verdict == TU_CHILD_PASSED);
   reap(pid);
   /* Nothing the child did touched the parent's delivery. */
   if (held != NULL) {
@@ -503,7 +488,7 @@ static void test_two_processes_consume(const char *dir) {
     if (own != NULL) {
       CHECK_OK(jobq_close(own));
     }
-    child_report(fds[1]);
+    tu_child_report(fds[1]);
     _exit(0);
   }
   close(fds[1]);
@@ -527,7 +512,7 @@ static void test_two_processes_consume(const char *dir) {
     }
   }
   close(fds[0]);
-  CHECK(verdict == CHILD_PASSED);
+  CHECK(verdict == TU_CHILD_PASSED);
   reap(pid);
   for (i = 0; i < N; i++) {
     if (seen[i] != 1) {

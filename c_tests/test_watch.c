@@ -124,18 +124,6 @@ static void test_next_due(const char *dir) {
 
 /* ---- other processes -------------------------------------------------- */
 
-#define CHILD_PASSED 0xF0
-#define CHILD_FAILED 0xF1
-
-static void child_report(int fd) {
-  unsigned char r = check_failures == 0 ? CHILD_PASSED : CHILD_FAILED;
-  fflush(stdout);
-  fflush(stderr);
-  if (write(fd, &r, 1) != 1) {
-    _exit(3);
-  }
-}
-
 /* A child process puts when told to; the parent's watch turns readable.
  * The child also finds the parent's watch handle refused (fork rule). */
 static void test_other_process(const char *dir) {
@@ -176,7 +164,7 @@ static void test_other_process(const char *dir) {
       }
       CHECK_OK(jobq_close(own));
     }
-    child_report(to_parent[1]);
+    tu_child_report(to_parent[1]);
     _exit(0);
   }
   close(to_child[0]);
@@ -190,7 +178,7 @@ static void test_other_process(const char *dir) {
   CHECK(read(to_parent[0], &put_at, sizeof put_at) == (ssize_t)sizeof put_at);
   printf("put in another process -> watch readable: %lld ms\n", (long long)(woke - put_at));
   CHECK(read(to_parent[0], &verdict, 1) == 1);
-  CHECK(verdict == CHILD_PASSED);
+  CHECK(verdict == TU_CHILD_PASSED);
   close(to_child[1]);
   close(to_parent[0]);
   if (pid > 0) {
