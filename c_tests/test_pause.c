@@ -327,6 +327,7 @@ static void test_other_process(const char *dir) {
     jobq *own = NULL;
     jobq_job *mine = NULL;
     unsigned char ready = 'r';
+    tu_child_begin();
     close(to_parent[0]);
     CHECK_OK(jobq_open(path, CFG, &own));
     if (own != NULL) {

@@ -319,6 +319,7 @@ static void test_fork(const char *dir) {
     jobq *own = NULL;
     char *json = NULL;
     uint64_t id = 0;
+    tu_child_begin();
     close(fds[0]);
     /* Inherited handles belong to the parent. */
     CHECK_STATUS(jobq_put(q, "x", "no", 2, NULL, &id), JOBQ_E_HANDLE);
@@ -477,6 +478,7 @@ static void test_two_processes_consume(const char *dir) {
   if (pid == 0) {
     jobq *own = NULL;
     jobq_job *job = NULL;
+    tu_child_begin();
     close(fds[0]);
     CHECK_OK(jobq_open(path, CFG, &own));
     while (own != NULL && jobq_reserve(own, "both", 300, &job) == JOBQ_OK) {

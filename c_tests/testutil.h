@@ -281,10 +281,16 @@ static inline long tu_wait_stat(jobq *q, const char *queue, const char *field,
 /* Forked children report their checks through a pipe, not their exit
  * status: under valgrind a forked child of a threaded process "leaks"
  * whatever the parent's threads owned, and --error-exitcode turns that into
- * status 1. The child calls tu_child_report(fd) before _exit; the parent
- * reads one byte and checks it is TU_CHILD_PASSED. */
+ * status 1. The child calls tu_child_begin() first and tu_child_report(fd)
+ * before _exit; the parent reads one byte and checks it is TU_CHILD_PASSED. */
 #define TU_CHILD_PASSED 0xF0
 #define TU_CHILD_FAILED 0xF1
+
+/* First thing in a forked child: its verdict counts its own checks, not
+ * the failures the parent had before fork() (the parent reports those). */
+static inline void tu_child_begin(void) {
+  check_failures = 0;
+}
 
 static inline void tu_child_report(int fd) {
   unsigned char r = check_failures == 0 ? TU_CHILD_PASSED : TU_CHILD_FAILED;
