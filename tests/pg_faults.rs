@@ -161,6 +161,20 @@ fn an_unreachable_host_is_io_within_connect_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
+/// This version has no TLS (docs/postgresql.md, "Limits"): a URL that
+/// requires it is refused with Io naming TLS, and nothing is created.
+#[test]
+fn a_url_that_requires_tls_is_io_naming_tls() {
+    let schema = Schema::new(&base_url(), "tls");
+    let url = format!("{}&sslmode=require", schema.url());
+    let e = Queue::open(&url, config()).unwrap_err();
+    assert!(matches!(e, Error::Io(_)), "{e:?}");
+    assert!(e.to_string().contains("TLS"), "the message names TLS: {e}");
+    let mut c = client(&base_url());
+    let n: i64 = c.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&schema.name]).unwrap().get(0);
+    assert_eq!(n, 0, "no schema was created");
+}
+
 #[test]
 fn bad_urls_are_refused_with_a_clear_message() {
     for bad in [
