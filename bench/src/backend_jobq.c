@@ -21,6 +21,16 @@
  *   queue=NAME               queue name inside the file (default "bench")
  *   batch=N                  read by the driver: producers call put_batch
  *                            with N jobs instead of put
+ *   loop=plain|ackres|many   how consumers take and ack (default plain):
+ *                            ackres: jobq_ack_reserve (the ack of one job and
+ *                            the lease of the next in one call); many: up to
+ *                            many=N (default 16) jobs by jobq_reserve_many,
+ *                            acked together by jobq_ack_many. Both defer the
+ *                            driver's ack: ackres commits it with the next
+ *                            take, many with the N-th ack or the next refill
+ *                            (and close flushes what is left), so a job
+ *                            counts as done a moment before its ack commits;
+ *                            the rate over a whole run is not affected.
  *   url=URL                  open URL instead of DIR/jobq.db, e.g.
  *                            postgresql://postgres@127.0.0.1:5432/test?schema=NAME
  *                            (the PostgreSQL backend; compare-pg.sh)
@@ -39,7 +49,16 @@ typedef struct {
     int own;              /* 1: q was opened for this conn and is closed with it */
     jobq_payload *items;  /* put_batch: the caller's items in jobq's struct */
     size_t cap;
+    jobq_job *pending;    /* loop=ackres: the job whose ack goes with the next take */
+    jobq_job **held;      /* loop=many: reserved, not yet given to the driver */
+    size_t held_n, held_i;
+    jobq_job **done;      /* loop=many: acked by the driver, not yet by jobq */
+    size_t done_n;
 } jq_conn;
+
+enum { LOOP_PLAIN, LOOP_ACKRES, LOOP_MANY };
+static int jq_loop = LOOP_PLAIN;
+static size_t jq_many = 16;
 
 static char jq_path[600];
 static char jq_config[256];
@@ -103,6 +122,26 @@ static int jq_setup(const char *dir, const char *opts) {
         }
         snprintf(lease, sizeof lease, ",\"lease_ms\":%llu", ms);
     }
+    if (qb_opt(opts, "loop", v, sizeof v) == 0) {
+        if (strcmp(v, "plain") == 0) {
+            jq_loop = LOOP_PLAIN;
+        } else if (strcmp(v, "ackres") == 0) {
+            jq_loop = LOOP_ACKRES;
+        } else if (strcmp(v, "many") == 0) {
+            jq_loop = LOOP_MANY;
+        } else {
+            fprintf(stderr, "jobq: loop=%s: want plain, ackres or many\n", v);
+            return -1;
+        }
+    }
+    if (qb_opt(opts, "many", v, sizeof v) == 0) {
+        unsigned long long n;
+        if (parse_uint(v, JOBQ_RESERVE_MANY_MAX, &n) != 0 || n == 0) {
+            fprintf(stderr, "jobq: many=%s: want 1..%d\n", v, JOBQ_RESERVE_MANY_MAX);
+            return -1;
+        }
+        jq_many = (size_t)n;
+    }
     snprintf(jq_config, sizeof jq_config, "{\"durability\":\"%s\"%s}", durability, lease);
     char url[sizeof jq_path];
     if (qb_opt(opts, "url", url, sizeof url) == 0 && url[0]) {
@@ -136,7 +175,17 @@ static void *jq_open(void) {
         c->q = jq_open_handle();
         c->own = 1;
     }
+    if (c->q && jq_loop == LOOP_MANY) {
+        c->held = calloc(jq_many, sizeof *c->held);
+        c->done = calloc(jq_many, sizeof *c->done);
+        if (!c->held || !c->done) {
+            if (c->own) jobq_close(c->q);
+            c->q = NULL;
+        }
+    }
     if (!c->q) {
+        free(c->held);
+        free(c->done);
         free(c);
         return NULL;
     }
@@ -173,15 +222,66 @@ static int jq_put_batch(void *vc, const qb_payload *items, size_t n) {
     return 0;
 }
 
-static int jq_take(void *vc, qb_job *job, int wait_ms) {
-    jq_conn *c = vc;
-    jobq_job *j = NULL;
-    jobq_status rc = jobq_reserve(c->q, jq_queue, (int64_t)wait_ms, &j);
+/* loop=many: ack what the driver acked, in one call. */
+static int jq_flush_done(jq_conn *c) {
+    int bad = 0;
+    if (c->done_n == 0) return 0;
+    jobq_status rc = jobq_ack_many(c->done, c->done_n, NULL);
+    if (rc != JOBQ_OK) {
+        jq_report("ack_many", rc);
+        bad = 1;
+    }
+    for (size_t i = 0; i < c->done_n; i++) jobq_job_free(c->done[i]);
+    c->done_n = 0;
+    return bad ? -1 : 0;
+}
+
+/* The next delivery by the configured loop: 1 got one, 0 none, -1 error. */
+static int jq_next(jq_conn *c, int wait_ms, jobq_job **out) {
+    jobq_status rc;
+    *out = NULL;
+    if (jq_loop == LOOP_MANY) {
+        if (c->held_i < c->held_n) {
+            *out = c->held[c->held_i++];
+            return 1;
+        }
+        if (jq_flush_done(c) != 0) return -1;
+        c->held_n = c->held_i = 0;
+        rc = jobq_reserve_many(c->q, jq_queue, jq_many, (int64_t)wait_ms, c->held, &c->held_n);
+        if (rc == JOBQ_TIMEOUT) return 0;
+        if (rc != JOBQ_OK || c->held_n == 0) {
+            jq_report("reserve_many", rc);
+            return -1;
+        }
+        *out = c->held[c->held_i++];
+        return 1;
+    }
+    if (jq_loop == LOOP_ACKRES && c->pending) {
+        jobq_job *prev = c->pending;
+        c->pending = NULL;
+        rc = jobq_ack_reserve(prev, jq_queue, (int64_t)wait_ms, out);
+        jobq_job_free(prev);
+        if (rc == JOBQ_TIMEOUT) return 0;
+        if (rc != JOBQ_OK || !*out) {
+            jq_report("ack_reserve", rc);
+            return -1;
+        }
+        return 1;
+    }
+    rc = jobq_reserve(c->q, jq_queue, (int64_t)wait_ms, out);
     if (rc == JOBQ_TIMEOUT) return 0;
-    if (rc != JOBQ_OK || !j) {
+    if (rc != JOBQ_OK || !*out) {
         jq_report("reserve", rc);
         return -1;
     }
+    return 1;
+}
+
+static int jq_take(void *vc, qb_job *job, int wait_ms) {
+    jq_conn *c = vc;
+    jobq_job *j = NULL;
+    int got = jq_next(c, wait_ms, &j);
+    if (got <= 0) return got;
     size_t len = 0;
     const uint8_t *p = jobq_job_payload(j, &len);
     if (!p || len > QB_MAX_PAYLOAD) { /* NULL only for an invalid job handle */
@@ -196,9 +296,22 @@ static int jq_take(void *vc, qb_job *job, int wait_ms) {
 }
 
 static int jq_ack(void *vc, qb_job *job) {
-    (void)vc;
+    jq_conn *c = vc;
     jobq_job *j = (jobq_job *)(uintptr_t)job->id;
     job->id = 0;
+    if (jq_loop == LOOP_ACKRES) {
+        if (c->pending) { /* two acks without a take between: ack the older now */
+            jobq_status rc = jobq_ack(c->pending);
+            jobq_job_free(c->pending);
+            if (rc != JOBQ_OK) jq_report("ack", rc);
+        }
+        c->pending = j;
+        return 0;
+    }
+    if (jq_loop == LOOP_MANY) {
+        c->done[c->done_n++] = j;
+        return c->done_n == jq_many ? jq_flush_done(c) : 0;
+    }
     jobq_status rc = jobq_ack(j);
     if (rc != JOBQ_OK) jq_report("ack", rc);
     jobq_job_free(j);
@@ -208,6 +321,21 @@ static int jq_ack(void *vc, qb_job *job) {
 static void jq_close(void *vc) {
     jq_conn *c = vc;
     if (!c) return;
+    if (c->pending) {
+        jobq_status rc = jobq_ack(c->pending);
+        if (rc != JOBQ_OK) jq_report("ack", rc);
+        jobq_job_free(c->pending);
+        c->pending = NULL;
+    }
+    if (c->done) jq_flush_done(c);
+    /* Leased ahead and never given to the driver: back to the queue. */
+    for (; c->held && c->held_i < c->held_n; c->held_i++) {
+        jobq_status rc = jobq_release(c->held[c->held_i], 0);
+        if (rc != JOBQ_OK) jq_report("release", rc);
+        jobq_job_free(c->held[c->held_i]);
+    }
+    free(c->held);
+    free(c->done);
     if (c->own) {
         jobq_status rc = jobq_close(c->q);
         if (rc != JOBQ_OK) jq_report("close", rc);
