@@ -4,6 +4,7 @@
  * due; the close, fork and bad-handle rules.
  * argv[1] = a fresh directory (on the PostgreSQL pass, stores are schemas). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <sys/wait.h>
 
@@ -262,6 +263,67 @@ static void test_rules(const char *dir) {
   CHECK(w == NULL);
 }
 
+/* "wakeups": "poll" (PostgreSQL behind PgBouncer): no LISTEN, so a put by
+ * another handle reaches this one only by polling. A blocked reserve and a
+ * watch still see it; a queue file refuses the key. */
+static void *put_later(void *arg) {
+  tu_sleep_ms(TU_SCALE(100));
+  tu_put((jobq *)arg, "p", "while waiting", NULL);
+  return NULL;
+}
+
+static void test_poll_wakeups(const char *dir) {
+  const char *poll_cfg = "{\"durability\":\"normal\",\"wakeups\":\"poll\"}";
+  jobq *a = NULL, *b;
+  jobq_watch *w = NULL;
+  jobq_job *job = NULL;
+  char path[4096];
+  int64_t put_at;
+
+  snprintf(path, sizeof path, "%s", check_path(dir, "poll.db"));
+  if (!check_is_pg()) {
+    CHECK_STATUS(jobq_open(path, poll_cfg, &a), JOBQ_E_INVALID_ARG);
+    CHECK(strstr(jobq_last_error(), "wakeups") != NULL);
+    CHECK(a == NULL);
+    return;
+  }
+  CHECK_OK(jobq_open(path, poll_cfg, &a));
+  if (a == NULL) {
+    return;
+  }
+  b = tu_open(dir, "poll.db", CFG);
+  CHECK_OK(jobq_watch_open(a, "p", &w));
+  /* In poll mode the fd turns readable every 20 ms by itself (documented),
+   * so it never settles; what matters is that the put is found. */
+  (void)consume(w);
+  /* Other handles' puts: b's notifier is not a's, only polling finds them (the
+   * reserves below are the real check; the fd is readable by itself too). */
+  put_at = tu_now_ms();
+  tu_put(b, "p", "polled", NULL);
+  CHECK(readable(w, (int)TU_MUST_MS));
+  printf("put by another handle -> poll-mode watch readable: %lld ms\n", (long long)(tu_now_ms() - put_at));
+  CHECK_OK(jobq_reserve(a, "p", 0, &job));
+  if (job != NULL) {
+    CHECK(tu_payload_is(job, "polled"));
+    tu_ack_free(job);
+  }
+  /* A reserve blocked in a sees b's put, made while it waits. */
+  {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, put_later, b) == 0);
+    job = NULL;
+    CHECK_OK(jobq_reserve(a, "p", TU_MUST_MS, &job));
+    if (job != NULL) {
+      CHECK(tu_payload_is(job, "while waiting"));
+      tu_ack_free(job);
+    }
+    pthread_join(t, NULL);
+  }
+  CHECK_OK(jobq_watch_close(w));
+  CHECK_OK(jobq_close(b));
+  CHECK_OK(jobq_close(a));
+}
+
 int main(int argc, char **argv) {
   const char *dir = tu_dir(argc, argv);
   tu_watchdog();
@@ -270,5 +332,6 @@ int main(int argc, char **argv) {
   test_next_due(dir);
   test_other_process(dir);
   test_rules(dir);
+  test_poll_wakeups(dir);
   return check_finish("test_watch");
 }
