@@ -3,7 +3,7 @@
 //! backend chosen at open (`store::open`). Cheap to clone; all clones
 //! share one store handle.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -198,14 +198,10 @@ impl Queue {
         let mut answers = Vec::with_capacity(jobs.len());
         let mut acks = Vec::with_capacity(jobs.len());
         let mut sent = Vec::with_capacity(jobs.len());
-        // A delivery listed twice is acked once: stores need not answer
-        // two finishes of one delivery in one transaction one by one.
-        let mut seen = HashSet::with_capacity(jobs.len());
+        // A delivery listed twice is acked once: every store answers the
+        // second finish of a delivery in one transaction as stale.
         for (i, job) in jobs.iter().enumerate() {
             match job.begin_finish() {
-                Ok((id, token)) if !seen.insert((id, token)) => {
-                    answers.push(Err(Error::State(format!("job {id}: this delivery is listed twice; acked once"))));
-                }
                 Ok((id, token)) => {
                     acks.push((id, token, Finish::Ack));
                     sent.push(i);

@@ -293,7 +293,8 @@ pub(crate) trait Store: Send + Sync {
     /// `finish` for each outcome (answers in order), then `reserve(queue,
     /// want)` (nothing when `want` is 0, nor when `when` is `AllCurrent` and
     /// an outcome was stale), in as few transactions and round trips as the
-    /// backend can. The outcomes are stored whatever the reserve finds.
+    /// backend can. The outcomes are stored whatever the reserve finds. A
+    /// delivery finished twice in one call: the second answer is `false`.
     fn finish_and_reserve(
         &self,
         queue: &Arc<str>,
