@@ -408,10 +408,10 @@ impl Committer {
         let commit_now = !slots.iter().any(|s| matches!(s, Slot::Put { keyed: true, .. }));
         let mut steps = Vec::with_capacity(calls.len() + 3);
         steps.push(simple(client, "BEGIN"));
-        let waits = conn.waits_for_flush(&self.pool.settings);
-        if durable && !waits && self.pool.settings.durable {
+        // `fast` is only ever set with durability "full" (see pool.rs).
+        if durable && conn.fast {
             steps.push(simple(client, "SET LOCAL synchronous_commit = on"));
-        } else if !durable && waits {
+        } else if !durable && conn.waits_for_flush(&self.pool.settings) {
             steps.push(simple(client, "SET LOCAL synchronous_commit = off"));
         }
         let first = steps.len();
