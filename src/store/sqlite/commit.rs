@@ -91,6 +91,10 @@ struct Shared {
     /// Set by `stop`: the writer thread ends after the Stop message, or
     /// after any transaction if a leader took that message.
     stop_requested: AtomicBool,
+    /// Tests: queued durable callers answered before their flush (each
+    /// then sleeps a second time, in wait_durable).
+    #[cfg(test)]
+    answered_early: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -121,6 +125,8 @@ impl Writer {
             ctx,
             stopped: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
+            #[cfg(test)]
+            answered_early: Default::default(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -159,11 +165,15 @@ impl Writer {
             _ => None,
         };
         if let Some(mut guard) = guard {
-            let (result, seq) = s.lead_with(&mut guard, durable, wakes, f);
+            let (result, seq, deferred) = s.lead_with(&mut guard, durable, wakes, f);
             drop(guard);
             drop(quiet);
             drop(ticket);
-            return s.durable_after(result, seq);
+            let result = s.durable_after(result, seq);
+            // Late joiners that wait for the same flush hear back once it
+            // has ended (see Deferred).
+            deferred.answer();
+            return result;
         }
         drop(quiet);
         let (reply_tx, reply_rx) = crossbeam_channel::bounded::<(Result<T>, u64)>(1);
@@ -192,6 +202,11 @@ impl Writer {
         }
         let (result, seq) =
             reply_rx.recv().map_err(|_| Error::Shutdown("the queue was closed before the request ran".into()))?;
+        #[cfg(test)]
+        if let Some(syncer) = s.ctx.syncer.as_ref().filter(|sy| seq > 0 && !sy.is_synced(seq)) {
+            let _ = syncer;
+            s.answered_early.fetch_add(1, SeqCst);
+        }
         s.durable_after(result, seq)
     }
 
@@ -270,7 +285,7 @@ impl Shared {
     /// outside the write lock.
     fn durable_after<T>(&self, result: Result<T>, seq: u64) -> Result<T> {
         match (&self.ctx.syncer, seq) {
-            (Some(syncer), seq) if seq > 0 && result.is_ok() => syncer.wait_durable(seq).and(result),
+            (Some(syncer), seq) if seq > 0 && result.is_ok() => syncer.wait_durable(seq, true).and(result),
             _ => result,
         }
     }
@@ -293,12 +308,25 @@ impl Shared {
                 Ok(Msg::Request(r)) => r,
                 Ok(Msg::Stop) | Err(_) => break,
             };
-            {
+            let deferred = {
                 let _quiet = crate::fork::quiet();
                 let mut guard = lock(&self.conn);
                 // Each queued request hears its own outcome through its
                 // reply; apply takes the rest of the queue along.
-                let _ = self.apply(&mut guard, vec![first], None);
+                self.apply(&mut guard, vec![first], None, true).1
+            };
+            // The durable ones hear back after the flush, outside the write
+            // lock: callers arriving meanwhile lead their own transactions.
+            // No gathering: requests in flight may be queued for this very
+            // thread (callers that lead gather, see sync.rs).
+            if let (Some(syncer), seq) = (&self.ctx.syncer, deferred.seq) {
+                if !deferred.dones.is_empty() {
+                    let _ = syncer.wait_durable(seq, false);
+                }
+            }
+            {
+                let _quiet = crate::fork::quiet();
+                deferred.answer();
             }
             if self.stop_requested.load(SeqCst) {
                 break;
@@ -327,7 +355,7 @@ impl Shared {
 
     /// The fast path: the caller holds the connection and runs its own
     /// request first, plus whatever others queued meanwhile.
-    fn lead_with<T, F>(&self, guard: &mut WriteConn, durable: bool, wakes: bool, f: F) -> (Result<T>, u64)
+    fn lead_with<T, F>(&self, guard: &mut WriteConn, durable: bool, wakes: bool, f: F) -> (Result<T>, u64, Deferred)
     where
         F: FnOnce(&Connection, i64) -> Result<T>,
     {
@@ -342,24 +370,33 @@ impl Shared {
             }
             None => true,
         };
-        // apply takes whatever is queued along (its late joiners).
-        let outcome = self.apply(guard, Vec::new(), Some(Inline { run: &mut run, durable, wakes }));
+        // apply takes whatever is queued along (its late joiners). A durable
+        // leader waits for the flush anyway: its durable late joiners hear
+        // back after it instead of twice (once committed, once flushed).
+        let (outcome, deferred) =
+            self.apply(guard, Vec::new(), Some(Inline { run: &mut run, durable, wakes }), durable);
         match (outcome, out) {
-            (Err(e), _) => (Err(e), 0),
-            (Ok(seq), Some(r)) => (r, if durable { seq } else { 0 }),
-            (Ok(_), None) => (Err(Error::Internal("the request panicked; nothing was stored for it".into())), 0),
+            (Err(e), _) => (Err(e), 0, deferred),
+            (Ok(seq), Some(r)) => (r, if durable { seq } else { 0 }, deferred),
+            (Ok(_), None) => {
+                (Err(Error::Internal("the request panicked; nothing was stored for it".into())), 0, deferred)
+            }
         }
     }
 
     /// Applies `inline` and `batch` in one transaction and answers each
-    /// queued request. Returns the transaction's commit number (for the
-    /// group fsync; 0 if nothing durable was in it) or its failure.
+    /// queued request, except (with `defer`) those that must wait for the
+    /// flush: they are returned, for the caller to answer after it. Returns
+    /// the transaction's commit number (for the group fsync; 0 if nothing
+    /// durable was in it) or its failure.
     fn apply(
         &self,
         wc: &mut WriteConn,
         batch: Vec<Request>,
         inline: Option<Inline<'_>>,
-    ) -> std::result::Result<u64, Error> {
+        defer: bool,
+    ) -> (std::result::Result<u64, Error>, Deferred) {
+        let mut deferred = Deferred { seq: 0, dones: Vec::new() };
         // The caller holds a quiet section (fork.rs) for all of this.
         let conn: &Connection = &wc.conn;
         if let Err(e) = begin_immediate(conn, self.ctx.busy_timeout) {
@@ -367,7 +404,7 @@ impl Shared {
                 let (done, _) = (r.work)(None);
                 done(Err(&e));
             }
-            return Err(e);
+            return (Err(e), deferred);
         }
         // Read the time once the write lock is ours: BEGIN may have waited up
         // to busy_timeout_ms for another process, and leases and delays
@@ -383,6 +420,10 @@ impl Shared {
         drop(std::mem::take(&mut run.tickets));
         for (done, needs_sync) in run.dones {
             match &outcome {
+                Ok(seq) if needs_sync && *seq > 0 && defer => {
+                    deferred.seq = *seq;
+                    deferred.dones.push(done);
+                }
                 Ok(seq) => done(Ok(if needs_sync { *seq } else { 0 })),
                 Err(e) => done(Err(e)),
             }
@@ -394,7 +435,7 @@ impl Shared {
             }
             self.ctx.checkpointer.note_commit();
         }
-        outcome
+        (outcome, deferred)
     }
 
     /// Runs `inline`, then `batch`, then late joiners (requests queued
@@ -488,6 +529,26 @@ impl Shared {
     }
 }
 
+/// Durable requests of one committed transaction whose answers wait for
+/// the flush that covers it. With durability "full" a queued caller used to
+/// hear back twice: woken when its transaction committed, it then waited
+/// for the group fsync and was woken again. Answered after the flush, it
+/// is woken once, and its own wait for commit `seq` returns at once (or
+/// with the flush's error: the callers still check, this only saves them
+/// a sleep).
+struct Deferred {
+    seq: u64,
+    dones: Vec<Done>,
+}
+
+impl Deferred {
+    fn answer(self) {
+        for done in self.dones {
+            done(Ok(self.seq));
+        }
+    }
+}
+
 /// What `run_batch` ran inside one transaction.
 struct Ran {
     /// Each run request's answer-to-be, and whether it needs the sync.
@@ -498,4 +559,54 @@ struct Ran {
     wakes: bool,
     durable: bool,
     rolled_back: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Durability};
+
+    /// With durability "full", a caller whose durable request was queued
+    /// (the connection was busy) hears back once, after the flush that
+    /// covers its commit, not when it committed and again after the flush.
+    #[test]
+    fn a_queued_durable_caller_is_answered_after_its_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let config = Config { durability: Durability::Full, ..Config::default() };
+        let conn = super::super::sql::connect(&path, &config).unwrap();
+        super::super::sql::prepare_schema(&conn, &path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let ctx = WriterContext {
+            busy_timeout: Duration::from_secs(5),
+            clock: Arc::new(crate::clock::SystemClock),
+            notifier: Arc::new(Notifier::default()),
+            checkpointer: Arc::new(Checkpointer::default()),
+            syncer: Some(Arc::new(Syncer::new(&path))),
+        };
+        let (writer, thread) = Writer::start(conn, ctx, || {}).unwrap();
+        let writer = Arc::new(writer);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let w = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..150 {
+                        w.submit(true, false, move |c, _| Ok(c.execute("INSERT INTO t VALUES (?1)", [i])?)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let early = writer.shared.answered_early.load(SeqCst);
+        writer.stop();
+        thread.join().unwrap();
+        let n: i64 = super::super::sql::connect(&path, &config)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 8 * 150);
+        assert_eq!(early, 0, "queued durable callers woken before their flush");
+    }
 }

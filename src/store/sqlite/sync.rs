@@ -112,9 +112,16 @@ impl Syncer {
         st.committed
     }
 
+    /// Whether commit `seq` is on disk.
+    #[cfg(test)]
+    pub(crate) fn is_synced(&self, seq: u64) -> bool {
+        self.lock().synced >= seq
+    }
+
     /// Returns once commit `seq` is on disk: joins a flush that started
-    /// after it, or runs one itself.
-    pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+    /// after it, or runs one itself (first gathering requests in flight if
+    /// `gather`, see GATHER).
+    pub(crate) fn wait_durable(&self, seq: u64, gather: bool) -> Result<()> {
         let mut st = self.lock();
         loop {
             if st.synced >= seq {
@@ -135,7 +142,7 @@ impl Syncer {
             // Let requests in flight commit first (see GATHER).
             let start = Instant::now();
             st.gathering = true;
-            while st.submitted > st.finished {
+            while gather && st.submitted > st.finished {
                 let left = GATHER.saturating_sub(start.elapsed());
                 if left.is_zero() {
                     break;
