@@ -377,6 +377,41 @@ fn interposer() -> PathBuf {
 /// `seeds()` crash images from its log.
 fn scenario(name: &str, durability: &str, skip_group_sync: bool) -> Tally {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let first_seed = std::env::var(SEED).ok().and_then(|s| s.parse().ok()).unwrap_or_else(common::unix_micros);
+    let mut t = Tally::default();
+    let mut choices = Choices::default();
+    let total = seeds();
+    // A fresh trace (another run of the workload, other timings) per IMAGES_PER_TRACE images.
+    for (k, first_image) in (0..total).step_by(IMAGES_PER_TRACE as usize).enumerate() {
+        let images = first_image..total.min(first_image + IMAGES_PER_TRACE);
+        trace_and_check(name, durability, skip_group_sync, first_seed + k as u64, images, &mut t, &mut choices);
+    }
+    eprintln!(
+        "powerloss {name}: {}; unsynced writes kept {}, dropped {}, torn {}",
+        t.summary(),
+        choices.kept,
+        choices.dropped,
+        choices.torn
+    );
+    for n in &t.notes {
+        eprintln!("  {n}");
+    }
+    t
+}
+
+/// Most images built from one trace.
+const IMAGES_PER_TRACE: u64 = 50;
+
+/// One run of the workload under the interposer, and images `seeds` of its log.
+fn trace_and_check(
+    name: &str,
+    durability: &str,
+    skip_group_sync: bool,
+    run_seed: u64,
+    seeds: std::ops::Range<u64>,
+    t: &mut Tally,
+    choices: &mut Choices,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let so = interposer();
     let work = tmp.path().join("work");
@@ -386,7 +421,6 @@ fn scenario(name: &str, durability: &str, skip_group_sync: bool) -> Tally {
     Queue::open(&db, Config::default()).unwrap().close().unwrap();
     let base: Files = std::array::from_fn(|f| fs::read(format!("{}{}", db.display(), SUFFIX[f])).ok());
     let log = tmp.path().join("trace.log");
-    let run_seed = std::env::var(SEED).ok().and_then(|s| s.parse().ok()).unwrap_or_else(common::unix_micros);
     let started = Instant::now();
     let mut cmd = child_command("powerloss-workload");
     cmd.env("LD_PRELOAD", &so)
@@ -425,10 +459,8 @@ fn scenario(name: &str, durability: &str, skip_group_sync: bool) -> Tally {
         ops.len(),
         all.puts.len()
     );
-    let mut t = Tally::default();
-    let mut choices = Choices::default();
     let images = tmp.path().join("images");
-    for seed in 0..seeds() {
+    for seed in seeds {
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
         let cut = rng.below(ops.len() as u64 + 1) as usize;
         let (files, ch) = build_image(&base, &ops, cut, &mut rng);
@@ -443,20 +475,14 @@ fn scenario(name: &str, durability: &str, skip_group_sync: bool) -> Tally {
             }
         }
         let confirmed = confirmed_before(&ops, cut);
-        check_image(&images, &confirmed, &mut t, &format!("seed {seed} cut {cut}/{}", ops.len()));
+        check_image(
+            &images,
+            &confirmed,
+            t,
+            &format!("run seed {run_seed}, image seed {seed}, cut {cut}/{}", ops.len()),
+        );
         t.images += 1;
     }
-    eprintln!(
-        "powerloss {name}: {}; unsynced writes kept {}, dropped {}, torn {}",
-        t.summary(),
-        choices.kept,
-        choices.dropped,
-        choices.torn
-    );
-    for n in &t.notes {
-        eprintln!("  {n}");
-    }
-    t
 }
 
 /// Durability "full": every confirmed put survives every image.

@@ -50,6 +50,8 @@ impl Confirmed {
 pub struct Tally {
     pub images: u64,
     pub lost: u64,
+    /// Images (or crashes) with at least one confirmed put lost.
+    pub images_with_loss: u64,
     pub unopenable: u64,
     pub duplicates: u64,
     pub torn_batches: u64,
@@ -71,9 +73,10 @@ impl Tally {
 
     pub fn summary(&self) -> String {
         format!(
-            "images {}, confirmed puts lost {}, unopenable {}, duplicates {} (torn batches {}, wrong payloads {}, stats mismatches {}, acks undone {}; {} confirmed puts checked)",
+            "images {}, confirmed puts lost {} (in {} images), unopenable {}, duplicates {} (torn batches {}, wrong payloads {}, stats mismatches {}, acks undone {}; {} confirmed puts checked)",
             self.images,
             self.lost,
+            self.images_with_loss,
             self.unopenable,
             self.duplicates,
             self.torn_batches,
@@ -120,6 +123,7 @@ pub fn check_queue(q: &Queue, confirmed: &Confirmed, t: &mut Tally, what: &str) 
         }
         *by_state.entry(j.state.as_str()).or_default() += 1;
     }
+    let lost_before = t.lost;
     let by_id: BTreeMap<u64, &jobq::JobInfo> = jobs.iter().map(|j| (j.id, j)).collect();
     for (id, payload) in &confirmed.puts {
         t.checked += 1;
@@ -139,6 +143,9 @@ pub fn check_queue(q: &Queue, confirmed: &Confirmed, t: &mut Tally, what: &str) 
                 t.note(format!("{what}: confirmed job {id} ({payload}) lost"));
             }
         }
+    }
+    if t.lost > lost_before {
+        t.images_with_loss += 1;
     }
     // Batches: all items, or none, are there (an item may be gone if its ack began).
     let acking: BTreeSet<&String> = confirmed.acking.values().collect();
