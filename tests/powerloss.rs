@@ -22,8 +22,8 @@
 //!
 //! Controls prove the checks can fail: durability "normal" (puts return
 //! before any sync) and a deliberately broken build (the cargo feature
-//! `fault-injection` with `JOBQ_FAULT_SKIP_GROUP_SYNC=1` skips jobq's group
-//! fdatasync) must lose confirmed puts in some images.
+//! `fault-injection`, or any debug build, with `JOBQ_FAULT_SKIP_GROUP_SYNC=1`
+//! skips jobq's group fdatasync) must lose confirmed puts in some images.
 //!
 //! `JOBQ_POWERLOSS_SEEDS=N` builds N images per scenario (default 24);
 //! `JOBQ_POWERLOSS_OPS=N` sets each producer's operations (default 60).
@@ -508,7 +508,9 @@ fn power_loss_control_normal_loses_confirmed_puts() {
 }
 
 /// Control: a build whose group fdatasync is skipped (fault-injection)
-/// loses confirmed puts under durability "full".
+/// loses confirmed puts under durability "full". The switch exists in
+/// debug builds and with the feature `fault-injection` (sync.rs).
+#[cfg(any(feature = "fault-injection", debug_assertions))]
 #[test]
 fn power_loss_control_skipped_group_sync_loses_confirmed_puts() {
     let t = scenario("control broken-sync", "full", true);

@@ -172,19 +172,20 @@ impl Syncer {
     }
 }
 
-/// A deliberately broken build for tests/powerloss.rs: with the cargo
-/// feature `fault-injection` AND `JOBQ_FAULT_SKIP_GROUP_SYNC=1` in the
-/// environment, the group fsync is skipped (durable requests return as if
-/// it had run), so the power-loss harness can show that it catches a lost
-/// sync. Without the feature (every build but the test builds) this is
-/// `false` at compile time and no environment variable is read.
-#[cfg(feature = "fault-injection")]
+/// A deliberately broken build for tests/powerloss.rs: in a debug build (or
+/// one with the cargo feature `fault-injection`) with
+/// `JOBQ_FAULT_SKIP_GROUP_SYNC=1` in the environment, the group fsync is
+/// skipped (durable requests return as if it had run), so the power-loss
+/// harness can show that it catches a lost sync. In a release build without
+/// the feature (what is installed and shipped) this is `false` at compile
+/// time and no environment variable is read.
+#[cfg(any(feature = "fault-injection", debug_assertions))]
 fn skip_group_sync() -> bool {
     static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SKIP.get_or_init(|| std::env::var_os("JOBQ_FAULT_SKIP_GROUP_SYNC").is_some_and(|v| v == "1"))
 }
 
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(any(feature = "fault-injection", debug_assertions)))]
 #[inline(always)]
 fn skip_group_sync() -> bool {
     false
