@@ -195,6 +195,60 @@ impl TempCluster {
         self.run(pg_bin("pg_ctl").as_os_str(), &args);
     }
 
+    /// The postmaster's pid and every process it started (its children, by
+    /// /proc), or `None` if the cluster is not running.
+    pub fn processes(&self) -> Option<Vec<i32>> {
+        let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).ok()?;
+        let postmaster: i32 = pidfile.lines().next()?.trim().parse().ok()?;
+        if !std::path::Path::new(&format!("/proc/{postmaster}")).exists() {
+            return None;
+        }
+        let mut pids = vec![postmaster];
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        Some(pids)
+    }
+
+    /// What a power loss looks like to the server's processes: all of them
+    /// stop at one moment (SIGSTOP), then die (SIGKILL), postmaster and
+    /// backends alike, with no chance to write anything more. Returns once
+    /// they are gone (or zombies), with how many were killed. The OS and
+    /// its page cache survive: see docs/durability-testing.md.
+    pub fn kill_all(&self) -> usize {
+        let pids = self.processes().expect("the cluster is not running");
+        for sig in [libc::SIGSTOP, libc::SIGKILL] {
+            for &pid in &pids {
+                // SAFETY: kill(2) of a process of this test's own cluster.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for &pid in &pids {
+            loop {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let gone = stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'));
+                if gone {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "process {pid} of the cluster survived SIGKILL");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        // A killed postmaster stays a zombie where no init reaps orphans (this
+        // machine's pid 1 does not), and the next start would take the lock
+        // files naming it for a running server. It is dead: remove them.
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}.lock", self.port)));
+        pids.len()
+    }
+
     pub fn url(&self, password: &str, db: &str) -> String {
         if password.is_empty() {
             format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)

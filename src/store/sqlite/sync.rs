@@ -164,6 +164,9 @@ impl Syncer {
     }
 
     fn flush(&self) -> std::result::Result<(), String> {
+        if skip_group_sync() {
+            return Ok(());
+        }
         let _quiet = crate::fork::quiet();
         let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
         if wal.is_none() {
@@ -174,4 +177,23 @@ impl Syncer {
             None => Err("the WAL file is not open".into()),
         }
     }
+}
+
+/// A deliberately broken build for tests/powerloss.rs: in a debug build (or
+/// one with the cargo feature `fault-injection`) with
+/// `JOBQ_FAULT_SKIP_GROUP_SYNC=1` in the environment, the group fsync is
+/// skipped (durable requests return as if it had run), so the power-loss
+/// harness can show that it catches a lost sync. In a release build without
+/// the feature (what is installed and shipped) this is `false` at compile
+/// time and no environment variable is read.
+#[cfg(any(feature = "fault-injection", debug_assertions))]
+fn skip_group_sync() -> bool {
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var_os("JOBQ_FAULT_SKIP_GROUP_SYNC").is_some_and(|v| v == "1"))
+}
+
+#[cfg(not(any(feature = "fault-injection", debug_assertions)))]
+#[inline(always)]
+fn skip_group_sync() -> bool {
+    false
 }
