@@ -103,12 +103,12 @@ impl Spec {
                 "weekly" => "0 0 * * 0",
                 "daily" | "midnight" => "0 0 * * *",
                 "hourly" => "0 * * * *",
-                _ => {
-                    return Err(bad(
-                        spec,
-                        format!("unknown @{word} (@every, @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)"),
-                    ))
-                }
+                _ => return Err(bad(
+                    spec,
+                    format!(
+                        "unknown @{word} (@every, @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)"
+                    ),
+                )),
             };
             if !arg.is_empty() {
                 return Err(bad(spec, format!("@{word} takes nothing after it")));
@@ -158,9 +158,8 @@ fn parse_every(spec: &str, arg: &str) -> Result<u64> {
         if digits == 0 {
             return Err(bad(spec, format!("@every duration {arg:?}: expected a number at {rest:?}")));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| bad(spec, format!("@every duration {arg:?}: number too large")))?;
+        let n: u64 =
+            rest[..digits].parse().map_err(|_| bad(spec, format!("@every duration {arg:?}: number too large")))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
@@ -171,7 +170,9 @@ fn parse_every(spec: &str, arg: &str) -> Result<u64> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => return Err(bad(spec, format!("@every duration {arg:?}: {n} needs a unit (ms, s, m, h, d)"))),
-            other => return Err(bad(spec, format!("@every duration {arg:?}: unknown unit {other:?} (ms, s, m, h, d)"))),
+            other => {
+                return Err(bad(spec, format!("@every duration {arg:?}: unknown unit {other:?} (ms, s, m, h, d)")))
+            }
         };
         rest = &rest[unit_len..];
         total = n

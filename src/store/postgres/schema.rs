@@ -25,7 +25,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 3;
 /// and by `upgrade`; `{s}` is the quoted schema.
 fn ddl_v3_schedules(s: &str) -> String {
     format!(
-        "CREATE TABLE {s}.schedules (
+        "CREATE TABLE IF NOT EXISTS {s}.schedules (
             name         text     PRIMARY KEY,
             queue        text     NOT NULL,
             spec         text     NOT NULL,
@@ -38,7 +38,7 @@ fn ddl_v3_schedules(s: &str) -> String {
             created_at   bigint   NOT NULL,
             updated_at   bigint   NOT NULL
         );
-        CREATE INDEX schedules_next ON {s}.schedules (next_slot) WHERE next_slot IS NOT NULL;"
+        CREATE INDEX IF NOT EXISTS schedules_next ON {s}.schedules (next_slot) WHERE next_slot IS NOT NULL;"
     )
 }
 /// `meta.value` of key `store` in a jobq store.

@@ -135,7 +135,8 @@ impl SqliteStore {
             return Err(Error::Internal(format!("cannot start a queue thread: {e}")));
         }
         startup.wait(Duration::from_secs(2));
-        let scheduler = threads.iter().find(|t| t.thread().name() == Some("jobq-schedules")).map(|t| t.thread().clone());
+        let scheduler =
+            threads.iter().find(|t| t.thread().name() == Some("jobq-schedules")).map(|t| t.thread().clone());
         Ok(SqliteStore {
             path: path.to_path_buf(),
             config: config.clone(),
@@ -215,7 +216,8 @@ fn spawn_threads(
     })?;
     checkpointer.set_thread(t.thread().clone());
     threads.push(t);
-    let (k, n, c, clock, ready) = (checkpointer.clone(), notifier.clone(), closed.clone(), clock.clone(), startup.clone());
+    let (k, n, c, clock, ready) =
+        (checkpointer.clone(), notifier.clone(), closed.clone(), clock.clone(), startup.clone());
     let t = std::thread::Builder::new().name("jobq-schedules".into()).spawn(move || {
         ready.done();
         run_schedules(&schedule_conn, &*clock, &n, &k, &c)
@@ -232,7 +234,13 @@ fn spawn_threads(
 /// another process fired first put nothing). With no schedules, its cost
 /// is one indexed `min()` per second. Each round, allocations included,
 /// runs inside one quiet section (fork.rs), as the writer thread's do.
-fn run_schedules(conn: &Conn, clock: &dyn Clock, notifier: &Notifier, checkpointer: &Checkpointer, closed: &AtomicBool) {
+fn run_schedules(
+    conn: &Conn,
+    clock: &dyn Clock,
+    notifier: &Notifier,
+    checkpointer: &Checkpointer,
+    closed: &AtomicBool,
+) {
     while !closed.load(SeqCst) {
         let wait_ms = {
             let _quiet = crate::fork::quiet();
