@@ -103,12 +103,14 @@ impl Spec {
                 "weekly" => "0 0 * * 0",
                 "daily" | "midnight" => "0 0 * * *",
                 "hourly" => "0 * * * *",
-                _ => return Err(bad(
-                    spec,
-                    format!(
+                _ => {
+                    return Err(bad(
+                        spec,
+                        format!(
                         "unknown @{word} (@every, @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)"
                     ),
-                )),
+                    ))
+                }
             };
             if !arg.is_empty() {
                 return Err(bad(spec, format!("@{word} takes nothing after it")));
