@@ -187,6 +187,22 @@ static void test_queue_and_jobs(const char *dir) {
   CHECK_THROWS(q.pause(""), JOBQ_E_INVALID_ARG);
   CHECK_THROWS(q.resume(""), JOBQ_E_INVALID_ARG);
 
+  // schedule/unschedule: a stored schedule puts jobs; stats list it; bad specs throw.
+  {
+    PutOptions so;
+    so.priority = 2;
+    q.schedule("ticks", "cpp-tick", "@every 100ms", "tick", so);
+    CHECK(contains(q.stats_json(), "\"name\":\"cpp-tick\""));
+    std::optional<Job> tick = q.reserve("ticks", 5000);
+    CHECK(tick.has_value() && tick->payload() == "tick");
+    if (tick) tick->ack();
+    q.unschedule("cpp-tick");
+    q.unschedule("cpp-tick");
+    CHECK(!contains(q.stats_json(), "cpp-tick"));
+    CHECK_THROWS(q.schedule("ticks", "bad", "61 * * * *"), JOBQ_E_INVALID_ARG);
+    CHECK_THROWS(q.unschedule(""), JOBQ_E_INVALID_ARG);
+  }
+
   // Errors from calls on the queue: an empty queue name.
   CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
 

@@ -45,6 +45,16 @@
 #define JOBQ_RESERVE_MANY_MAX 1000
 
 /**
+ * The longest schedule name jobq_schedule accepts, in bytes.
+ */
+#define JOBQ_SCHEDULE_NAME_MAX 1024
+
+/**
+ * The shortest `@every` interval jobq_schedule accepts, in ms.
+ */
+#define JOBQ_SCHEDULE_EVERY_MIN_MS 100
+
+/**
  * Result of every fallible call. 0 = success, > 0 = a non-error outcome,
  * < 0 = an error. Codes are never renumbered.
  */
@@ -440,6 +450,39 @@ enum jobq_status jobq_pause(struct jobq *q, const char *queue);
 enum jobq_status jobq_resume(struct jobq *q, const char *queue);
 
 /**
+ * Makes (or replaces) schedule `name`: a job with `payload` (`len` bytes;
+ * NULL allowed when len is 0) is put into `queue` at every slot of `spec`:
+ * - a 5-field cron spec, "minute hour day-of-month month day-of-week", read
+ *   in UTC, each field a list of `*`, `N`, `A-B`, each maybe with a step
+ *   (`A-B/S`; a star with `/S` for every S-th value); months
+ *   1-12 or JAN-DEC, days of week 0-7 (0 and 7 Sunday) or SUN-SAT; when
+ *   both day fields are restricted, a day matching either fires (cron's
+ *   rule); or `@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`;
+ * - or `@every <duration>`: `500ms`, `30s`, `5m`, `1h30m`, `2d`, at least
+ *   JOBQ_SCHEDULE_EVERY_MIN_MS; slots every duration from now.
+ *
+ * Names are global to the store (not per queue), 1 to
+ * JOBQ_SCHEDULE_NAME_MAX bytes: an existing name is replaced (queue, spec,
+ * payload, options), its next slot computed afresh from now. `opts` (NULL
+ * = defaults) gives each job's priority, max_attempts and lease_ms as for
+ * jobq_put; delay_ms delays each job from its slot; a unique_key is
+ * JOBQ_E_INVALID_ARG. The schedule is stored: every open handle of the
+ * store (any process, any host) puts its due jobs, each slot exactly once;
+ * a slot missed while no handle was open is put once when one opens, and
+ * after a downtime of many slots, ONE job is put for them all. A bad spec
+ * is JOBQ_E_INVALID_ARG with a message naming the field, and stores nothing.
+ * Stats list schedules (see jobq_stats_json).
+ */
+enum jobq_status jobq_schedule(struct jobq *q, const char *queue, const char *name, const char *spec, const void *payload, size_t len, const struct jobq_put_opts *opts);
+
+/**
+ * Deletes schedule `name`: no further jobs are put for it (jobs it put
+ * stay). Deleting a name that has no schedule is a no-op (JOBQ_OK).
+ * JOBQ_E_INVALID_ARG for a NULL, empty or too long name.
+ */
+enum jobq_status jobq_unschedule(struct jobq *q, const char *name);
+
+/**
  * Removes a job that is not currently delivered (ready, scheduled, dead, or
  * reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
  * live lease, JOBQ_E_NOT_FOUND if there is no such job.
@@ -449,7 +492,11 @@ enum jobq_status jobq_cancel(struct jobq *q, uint64_t id);
 /**
  * Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
  * "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
- * is paused, see jobq_pause). Free *out_json with jobq_string_free.
+ * is paused, see jobq_pause). While the store has schedules (jobq_schedule),
+ * also `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of
+ * the next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
+ * "lease_ms":n,"payload_len":n}]` in name order. Free *out_json with
+ * jobq_string_free.
  */
 enum jobq_status jobq_stats_json(struct jobq *q, char **out_json);
 

@@ -345,7 +345,17 @@ class Queue {
   void pause(CStr queue) { detail::check(::jobq_pause(q_.get(), queue.c_str())); }
   /** jobq_resume: a paused queue delivers again; waiting reserves wake. */
   void resume(CStr queue) { detail::check(::jobq_resume(q_.get(), queue.c_str())); }
-  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n, "paused": false}}} */
+  /** jobq_schedule: makes (or replaces: names are global to the store) schedule `name`, a job
+   *  with `payload` put into `queue` at every slot of `spec` (cron in UTC, "@daily", "@every 30s"). */
+  void schedule(CStr queue, CStr name, CStr spec, std::string_view payload = {}, const PutOptions &opts = {}) {
+    jobq_put_opts o = opts.to_c();
+    detail::check(::jobq_schedule(q_.get(), queue.c_str(), name.c_str(), spec.c_str(), payload.data(),
+                                  payload.size(), &o));
+  }
+  /** jobq_unschedule: no further jobs for `name` (a name without a schedule: no-op). */
+  void unschedule(CStr name) { detail::check(::jobq_unschedule(q_.get(), name.c_str())); }
+  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n, "paused": false}}},
+   *  and "schedules": [...] while the store has any (see jobq_stats_json). */
   std::string stats_json() {
     char *json = nullptr;
     detail::check(::jobq_stats_json(q_.get(), &json));

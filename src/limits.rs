@@ -10,3 +10,5 @@ pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 /// Most jobs one `reserve_many` leases (JOBQ_RESERVE_MANY_MAX): one
 /// transaction holds the write lock for all of them.
 pub const MAX_RESERVE_MANY: usize = 1000;
+/// Longest accepted schedule name, in bytes.
+pub const MAX_SCHEDULE_NAME: usize = 1024;

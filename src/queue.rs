@@ -15,9 +15,11 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::notify::Notifier;
-use crate::store::{self, Attempt, Finish, NewJob, Put, QueueCounts, ReserveIf};
+use crate::schedule::Spec;
+use crate::store::{self, Attempt, Finish, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, ScheduleInfo};
 
-pub use crate::limits::{MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_RESERVE_MANY, MAX_UNIQUE_KEY};
+pub use crate::limits::{MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_RESERVE_MANY, MAX_SCHEDULE_NAME, MAX_UNIQUE_KEY};
+pub use crate::schedule::MIN_EVERY_MS;
 
 /// Options of one put. `Default` = priority 0, no delay, the file's
 /// max_attempts and lease_ms, no unique key.
@@ -35,10 +37,14 @@ pub struct PutOptions {
     pub unique_key: Option<String>,
 }
 
-/// Counts per queue and whether each is paused, as `jobq_stats_json` prints them.
+/// Counts per queue and whether each is paused, and the schedules, as
+/// `jobq_stats_json` prints them (`schedules` is left out while empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub queues: BTreeMap<String, QueueCounts>,
+    /// Every schedule of the store, in name order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleInfo>,
 }
 
 /// An open queue store. Safe to share between threads (clone it or put it in an Arc).
@@ -60,6 +66,16 @@ pub(crate) fn check_queue_name(name: &str) -> Result<()> {
     }
     if name.len() > MAX_QUEUE_NAME {
         return Err(Error::invalid(format!("queue name longer than {MAX_QUEUE_NAME} bytes")));
+    }
+    Ok(())
+}
+
+fn check_schedule_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("schedule name is empty"));
+    }
+    if name.len() > MAX_SCHEDULE_NAME {
+        return Err(Error::invalid(format!("schedule name longer than {MAX_SCHEDULE_NAME} bytes")));
     }
     Ok(())
 }
@@ -360,7 +376,63 @@ impl Queue {
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
         let queues = self.inner.store.counts()?;
-        Ok(Stats { queues: queues.into_iter().collect() })
+        let schedules = self.inner.store.schedules()?;
+        Ok(Stats { queues: queues.into_iter().collect(), schedules })
+    }
+
+    /// Schedules a job into `queue` at every slot of `spec` (see
+    /// docs/schedules.md: 5-field cron in UTC, `@hourly` and the like, or
+    /// `@every <duration>`), each with `payload` and `opts` (priority,
+    /// max_attempts, lease_ms as for a put; `delay_ms` counts from each
+    /// slot; a unique key is refused). Schedule names are global to the
+    /// store: scheduling an existing name replaces that schedule, queue
+    /// and all, and its next slot is computed afresh from now. Stored:
+    /// every open handle of the store (any process, any host) puts the due
+    /// jobs, each slot exactly once.
+    pub fn schedule(&self, name: &str, queue: &str, spec: &str, payload: &[u8], opts: &PutOptions) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        check_schedule_name(name)?;
+        check_queue_name(queue)?;
+        let parsed = Spec::parse(spec)?;
+        check_payload(&inner.config, payload.len())?;
+        if opts.unique_key.is_some() {
+            return Err(Error::invalid("a schedule's jobs take no unique_key (each slot puts one job)"));
+        }
+        let job = new_job(inner, queue, opts)?;
+        let now = inner.clock.now_ms();
+        let next_slot = parsed
+            .first_slot(now)
+            .ok_or_else(|| Error::invalid(format!("schedule spec {spec:?} matches no time in the next 9 years")))?;
+        inner.store.put_schedule(NewSchedule {
+            name: name.to_owned(),
+            spec: spec.trim().to_owned(),
+            job,
+            payload: payload.to_vec(),
+            next_slot,
+        })
+    }
+
+    /// Deletes schedule `name` (jobs it already put stay). `false` if there
+    /// was none.
+    pub fn unschedule(&self, name: &str) -> Result<bool> {
+        self.inner.check_open()?;
+        check_schedule_name(name)?;
+        self.inner.store.remove_schedule(name)
+    }
+
+    /// Every schedule of the store, in name order.
+    pub fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        self.inner.check_open()?;
+        self.inner.store.schedules()
+    }
+
+    /// Puts the jobs of the schedules that are due now, as every handle's
+    /// background firing does by itself (for tests with a `ManualClock`).
+    /// How many jobs it put.
+    pub fn fire_schedules(&self) -> Result<u64> {
+        self.inner.check_open()?;
+        self.inner.store.fire_schedules()
     }
 }
 

@@ -241,6 +241,34 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
 }
 
 #[test]
+fn schedule_list_and_unschedule() {
+    let (_dir, file) = temp_file();
+    put(&file, &["q", "x"]);
+    let said = ok(&["schedule", &file, "nightly", "q", "30 2 * * MON-FRI", "hello"]);
+    assert!(said.starts_with("scheduled nightly into queue q (30 2 * * MON-FRI), next at "), "{said}");
+    assert!(said.trim_end().ends_with(" 02:30:00.000"), "{said}");
+    ok(&["schedule", &file, "tick", "q", "@every 1h30m", "--priority", "-3"]);
+    let listed = rows(&ok(&["schedules", &file]));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0][..2], ["nightly", "q"]);
+    assert_eq!(listed[1][..4], ["tick", "q", "@every", "1h30m"]);
+    let json: serde_json::Value = serde_json::from_str(&ok(&["schedules", &file, "--json"])).unwrap();
+    assert_eq!(json[1]["priority"], -3);
+    assert_eq!(json[0]["payload_len"], 5);
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
+    assert_eq!(stats["schedules"][0]["name"], "nightly");
+    // A bad spec names its field and stores nothing.
+    let bad = jobq(&["schedule", &file, "bad", "q", "61 * * * *"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("minute field"), "{}", bad.stderr);
+    assert_eq!(ok(&["unschedule", &file, "tick"]), "unscheduled tick\n");
+    let again = jobq(&["unschedule", &file, "tick"]);
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("no schedule named tick"), "{}", again.stderr);
+    assert_eq!(rows(&ok(&["schedules", &file])).len(), 1);
+}
+
+#[test]
 fn watch_prints_one_block_per_tick() {
     let (_dir, file) = temp_file();
     put(&file, &["mail", "m"]);

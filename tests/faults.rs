@@ -586,7 +586,7 @@ fn a_file_of_a_newer_schema_gives_version_and_is_left_untouched() {
     let before = fs::read(&path).unwrap();
     let e = Queue::open(&path, Config::default()).unwrap_err();
     println!("newer schema (user_version 99): {e}");
-    assert_eq!(e, Error::Version { found: 99, supported: 2 });
+    assert_eq!(e, Error::Version { found: 99, supported: 3 });
     assert_eq!(fs::read(&path).unwrap(), before, "the refused open changed the file");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
@@ -651,7 +651,7 @@ fn a_file_of_the_first_schema_is_upgraded_in_place() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(v, 2, "upgraded: a jobq that knows only version 1 now refuses the file");
+        assert_eq!(v, 3, "upgraded: a jobq that knows only version 1 now refuses the file");
         let paused: i64 = conn.query_row("SELECT paused FROM queues WHERE name = 'old'", [], |r| r.get(0)).unwrap();
         assert_eq!(paused, 1);
     }
@@ -662,6 +662,31 @@ fn a_file_of_the_first_schema_is_upgraded_in_place() {
     assert_eq!(job.payload(), b"old job");
     job.ack().unwrap();
     q.close().unwrap();
+}
+
+#[test]
+fn a_file_of_schema_2_is_upgraded_in_place_with_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch("ALTER TABLE queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let clock = std::sync::Arc::new(jobq::ManualClock::new(1_000_000));
+    let q = Queue::open_with_clock(&path, Config::default(), clock.clone()).unwrap();
+    assert_eq!(q.stats().unwrap().queues["old"].ready, 1);
+    q.schedule("s", "old", "@every 1s", b"tick", &jobq::PutOptions::default()).unwrap();
+    clock.advance(1_000);
+    q.fire_schedules().unwrap();
+    assert_eq!(q.stats().unwrap().queues["old"].ready, 2);
+    q.close().unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 3);
+    let next: i64 = conn.query_row("SELECT next_slot FROM schedules WHERE name = 's'", [], |r| r.get(0)).unwrap();
+    assert_eq!(next, 1_002_000);
 }
 
 // ------------------------------------------------------------------ file mode

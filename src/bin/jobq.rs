@@ -102,6 +102,38 @@ enum Command {
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         queue: String,
     },
+    /// Make (or replace) a named schedule: a job with PAYLOAD is put into QUEUE at every slot
+    /// of SPEC (5-field cron in UTC, e.g. "*/5 * * * *", "@daily", or "@every 30s").
+    Schedule {
+        #[command(flatten)]
+        file: FileArg,
+        /// Schedule names are global to the store; an existing one is replaced.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        queue: String,
+        spec: String,
+        /// The payload of each job (default: empty).
+        #[arg(default_value = "")]
+        payload: String,
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        priority: i32,
+    },
+    /// Delete a schedule (the jobs it put stay).
+    Unschedule {
+        #[command(flatten)]
+        file: FileArg,
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+    /// List the schedules: name, queue, spec, next slot (UTC).
+    Schedules {
+        #[command(flatten)]
+        file: FileArg,
+        /// As JSON (one array).
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume a paused queue: its jobs are delivered again.
     Resume {
         #[command(flatten)]
@@ -241,6 +273,9 @@ impl Command {
             | Command::Kick { file, .. }
             | Command::Pause { file, .. }
             | Command::Resume { file, .. }
+            | Command::Schedule { file, .. }
+            | Command::Unschedule { file, .. }
+            | Command::Schedules { file, .. }
             | Command::Cancel { file, .. }
             | Command::Purge { file, .. }
             | Command::Watch { file, .. }
@@ -313,6 +348,49 @@ fn run(command: Command) -> Outcome {
             q.resume(&queue)?;
             Ok(writeln!(out, "resumed queue {}", escape(queue.as_bytes(), 80))?)
         })?,
+        Command::Schedule { file, name, queue, spec, payload, priority } => with_queue(&file.path, |q| {
+            let opts = PutOptions { priority, ..PutOptions::default() };
+            q.schedule(&name, &queue, &spec, payload.as_bytes(), &opts)?;
+            let next = q.schedules()?.into_iter().find(|s| s.name == name).and_then(|s| s.next_ms);
+            writeln!(
+                out,
+                "scheduled {} into queue {} ({}), next at {}",
+                escape(name.as_bytes(), 80),
+                escape(queue.as_bytes(), 80),
+                escape(spec.as_bytes(), 80),
+                next.map_or("never".into(), utc)
+            )?;
+            Ok(())
+        })?,
+        Command::Unschedule { file, name } => with_queue(&file.path, |q| {
+            if q.unschedule(&name)? {
+                Ok(writeln!(out, "unscheduled {}", escape(name.as_bytes(), 80))?)
+            } else {
+                Err(Failure::Other(format!("no schedule named {}", escape(name.as_bytes(), 80))))
+            }
+        })?,
+        Command::Schedules { file, json } => with_queue(&file.path, |q| {
+            let all = q.schedules()?;
+            if json {
+                let text = serde_json::to_string(&all).map_err(|e| Failure::Other(e.to_string()))?;
+                return Ok(writeln!(out, "{text}")?);
+            }
+            if all.is_empty() {
+                return Ok(writeln!(out, "no schedules")?);
+            }
+            writeln!(out, "{:<24} {:<16} {:<20} next (UTC)", "name", "queue", "spec")?;
+            for s in all {
+                writeln!(
+                    out,
+                    "{:<24} {:<16} {:<20} {}",
+                    escape(s.name.as_bytes(), 24),
+                    escape(s.queue.as_bytes(), 16),
+                    escape(s.spec.as_bytes(), 40),
+                    s.next_ms.map_or("never".into(), utc)
+                )?;
+            }
+            Ok(())
+        })?,
         Command::Cancel { file, id } => with_queue(&file.path, |q| {
             q.cancel(id)?;
             Ok(writeln!(out, "cancelled job {id}")?)
@@ -332,6 +410,24 @@ fn run(command: Command) -> Outcome {
 }
 
 /// Runs `f` on the existing store at `path`, then closes it.
+/// Unix ms as "YYYY-MM-DD HH:MM:SS.mmm" (UTC).
+fn utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{milli:03}")
+}
+
 fn with_queue(path: &Path, f: impl FnOnce(&Queue) -> Outcome) -> Outcome {
     let q = open_existing(path)?;
     let result = f(&q);

@@ -404,6 +404,70 @@ pub extern "C" fn jobq_resume(q: *mut jobq, queue: *const c_char) -> jobq_status
     })
 }
 
+/// The longest schedule name jobq_schedule accepts, in bytes.
+pub const JOBQ_SCHEDULE_NAME_MAX: usize = 1024;
+const _: () = assert!(JOBQ_SCHEDULE_NAME_MAX == crate::limits::MAX_SCHEDULE_NAME);
+/// The shortest `@every` interval jobq_schedule accepts, in ms.
+pub const JOBQ_SCHEDULE_EVERY_MIN_MS: u64 = 100;
+const _: () = assert!(JOBQ_SCHEDULE_EVERY_MIN_MS == crate::schedule::MIN_EVERY_MS);
+
+/// Makes (or replaces) schedule `name`: a job with `payload` (`len` bytes;
+/// NULL allowed when len is 0) is put into `queue` at every slot of `spec`:
+/// - a 5-field cron spec, "minute hour day-of-month month day-of-week", read
+///   in UTC, each field a list of `*`, `N`, `A-B`, each maybe with a step
+///   (`A-B/S`; a star with `/S` for every S-th value); months
+///   1-12 or JAN-DEC, days of week 0-7 (0 and 7 Sunday) or SUN-SAT; when
+///   both day fields are restricted, a day matching either fires (cron's
+///   rule); or `@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`;
+/// - or `@every <duration>`: `500ms`, `30s`, `5m`, `1h30m`, `2d`, at least
+///   JOBQ_SCHEDULE_EVERY_MIN_MS; slots every duration from now.
+///
+/// Names are global to the store (not per queue), 1 to
+/// JOBQ_SCHEDULE_NAME_MAX bytes: an existing name is replaced (queue, spec,
+/// payload, options), its next slot computed afresh from now. `opts` (NULL
+/// = defaults) gives each job's priority, max_attempts and lease_ms as for
+/// jobq_put; delay_ms delays each job from its slot; a unique_key is
+/// JOBQ_E_INVALID_ARG. The schedule is stored: every open handle of the
+/// store (any process, any host) puts its due jobs, each slot exactly once;
+/// a slot missed while no handle was open is put once when one opens, and
+/// after a downtime of many slots, ONE job is put for them all. A bad spec
+/// is JOBQ_E_INVALID_ARG with a message naming the field, and stores nothing.
+/// Stats list schedules (see jobq_stats_json).
+#[no_mangle]
+pub extern "C" fn jobq_schedule(
+    q: *mut jobq,
+    queue: *const c_char,
+    name: *const c_char,
+    spec: *const c_char,
+    payload: *const c_void,
+    len: usize,
+    opts: *const jobq_put_opts,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let queue = c_str(queue, "queue")?;
+        let name = c_str(name, "name")?;
+        let spec = c_str(spec, "spec")?;
+        let payload = bytes(payload, len, "payload")?;
+        let opts = put_options(opts)?;
+        handle.schedule(name, queue, spec, payload, &opts)?;
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Deletes schedule `name`: no further jobs are put for it (jobs it put
+/// stay). Deleting a name that has no schedule is a no-op (JOBQ_OK).
+/// JOBQ_E_INVALID_ARG for a NULL, empty or too long name.
+#[no_mangle]
+pub extern "C" fn jobq_unschedule(q: *mut jobq, name: *const c_char) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(name, "name")?;
+        handle.unschedule(name)?;
+        Ok(JOBQ_OK)
+    })
+}
+
 /// Removes a job that is not currently delivered (ready, scheduled, dead, or
 /// reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
 /// live lease, JOBQ_E_NOT_FOUND if there is no such job.
@@ -427,7 +491,11 @@ pub(crate) fn give_string(text: String) -> Result<*mut c_char, Error> {
 
 /// Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
 /// "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
-/// is paused, see jobq_pause). Free *out_json with jobq_string_free.
+/// is paused, see jobq_pause). While the store has schedules (jobq_schedule),
+/// also `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of
+/// the next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
+/// "lease_ms":n,"payload_len":n}]` in name order. Free *out_json with
+/// jobq_string_free.
 #[no_mangle]
 pub extern "C" fn jobq_stats_json(q: *mut jobq, out_json: *mut *mut c_char) -> jobq_status {
     boundary(|| {

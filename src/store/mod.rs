@@ -172,6 +172,52 @@ pub(crate) struct NewJob {
     pub unique_key: Option<String>,
 }
 
+/// A schedule to store (`Queue::schedule`), checked by the core: a valid
+/// name and spec, the job fields with the store's defaults applied (no
+/// unique key), and its first slot.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSchedule {
+    pub name: String,
+    pub spec: String,
+    /// The fields of every job it puts (`delay_ms` counts from the fire).
+    pub job: NewJob,
+    pub payload: Vec<u8>,
+    /// When its first job is due (Unix ms).
+    pub next_slot: i64,
+}
+
+/// A stored schedule, as the stats list it. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduleInfo {
+    /// Schedule names are global to the store (not per queue).
+    pub name: String,
+    pub queue: String,
+    pub spec: String,
+    /// When its next job is put; `None` if its spec matches no time any more.
+    pub next_ms: Option<i64>,
+    pub priority: i32,
+    pub delay_ms: u64,
+    pub max_attempts: u32,
+    pub lease_ms: u64,
+    pub payload_len: u64,
+}
+
+/// A due schedule as read by a fire (`fire_due` of each backend).
+#[derive(Debug)]
+pub(crate) struct DueSchedule {
+    pub name: String,
+    pub spec: String,
+    pub slot: i64,
+}
+
+impl DueSchedule {
+    /// The slot it moves to when fired at `now` (`Spec::next_slot`); `None`
+    /// if the stored spec no longer parses or matches nothing.
+    pub fn next_slot(&self, now: i64) -> Option<i64> {
+        crate::schedule::Spec::parse(&self.spec).ok()?.next_slot(self.slot, now)
+    }
+}
+
 /// One delivery: the job and the fencing token its finish must present.
 #[derive(Debug)]
 pub(crate) struct Delivery {
@@ -347,6 +393,30 @@ pub(crate) trait Store: Send + Sync {
     /// hears every client's writes; otherwise how often (ms) a watch must
     /// turn readable by itself so that the loop looks.
     fn watch_poll_ms(&self) -> Option<u64>;
+
+    /// Must provide: stores schedule `s`, durably, for every client of the
+    /// store; replaces the schedule of the same name (names are global to
+    /// the store), whatever its queue. Records the queue (stats list it).
+    /// Wakes this handle's schedule firing so that it sees the new slot.
+    fn put_schedule(&self, s: NewSchedule) -> Result<()>;
+
+    /// Must provide: deletes schedule `name`; `false` if there was none.
+    fn remove_schedule(&self, name: &str) -> Result<bool>;
+
+    /// Must provide: every schedule, in name order.
+    fn schedules(&self) -> Result<Vec<ScheduleInfo>>;
+
+    /// Must provide: for every schedule whose next slot has come (<= the
+    /// operation's time), puts ONE job and moves the slot on
+    /// (`DueSchedule::next_slot`), both in one transaction that advances the
+    /// slot by compare-and-set on its stored value, so that each slot is put
+    /// exactly once however many clients fire at once. Wakes waiting
+    /// reserves (here and in other clients). Returns how many jobs it put.
+    /// Every backend also runs this by itself, from a background thread or
+    /// task of each open handle, whenever the earliest slot comes (and
+    /// re-reads that slot at least every second, to see other clients'
+    /// schedules), until close.
+    fn fire_schedules(&self) -> Result<u64>;
 
     /// Must provide: gives back the space of deleted jobs, as far as the
     /// backend can (SQLite: VACUUM; PostgreSQL: VACUUM of its tables).

@@ -12,7 +12,8 @@
 //! - errors.rs: driver errors as the core's codes
 //!
 //! The trait's methods block; they run their work on a tokio runtime the
-//! store owns (two worker threads drive the connections).
+//! store owns (two worker threads drive the connections). Tasks on it: the
+//! committer, the session, and the scheduler (`schedule_loop`).
 
 mod commit;
 mod errors;
@@ -43,7 +44,8 @@ use crate::config::{Config, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::store::{
-    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
+    Attempt, Delivery, DueSchedule, Env, Finish, JobFilter, JobInfo, JobState, NewJob, NewSchedule, Outcome, Put,
+    QueueCounts, ReserveIf, ScheduleInfo, Store,
 };
 
 use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
@@ -66,6 +68,11 @@ const WATCH_POLL_MS: u64 = 20;
 const VACUUM_EVERY: u64 = 20_000;
 #[cfg(test)]
 const VACUUM_EVERY: u64 = 500;
+/// The scheduler re-reads the earliest slot at least this often, to see
+/// schedules that other clients made or changed.
+const SCHEDULE_RECHECK: Duration = Duration::from_millis(1000);
+/// After a failed fire (a lost connection, a lock timeout), try again after this long.
+const SCHEDULE_RETRY: Duration = Duration::from_millis(50);
 /// How long close waits for the background tasks.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -100,6 +107,9 @@ pub(crate) struct PgStore {
     /// Whether this handle vacuums the jobs table itself: the server's
     /// autovacuum is off (read at open), so nothing else would.
     self_vacuum: AtomicBool,
+    /// Wakes the scheduler task (a schedule changed here, or close).
+    schedule_poke: Arc<tokio::sync::Notify>,
+    schedule_stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -152,7 +162,21 @@ impl PgStore {
         let pool = Arc::new(Pool::new(settings.clone(), config.pool_size, first));
         let committer = Committer::new(pool.clone(), env.clock.clone(), env.notifier.clone(), wake.clone(), owner);
         let (writes, rx) = mpsc::unbounded_channel();
-        let tasks = vec![runtime.spawn(committer.run(rx)), runtime.spawn(session.run(Some(session_client)))];
+        let schedule_poke = Arc::new(tokio::sync::Notify::new());
+        let schedule_stop = Arc::new(AtomicBool::new(false));
+        let scheduler = Scheduler {
+            pool: pool.clone(),
+            clock: env.clock.clone(),
+            notifier: env.notifier.clone(),
+            wake: wake.clone(),
+            poke: schedule_poke.clone(),
+            stop: schedule_stop.clone(),
+        };
+        let tasks = vec![
+            runtime.spawn(committer.run(rx)),
+            runtime.spawn(session.run(Some(session_client))),
+            runtime.spawn(scheduler.run()),
+        ];
         Ok(PgStore {
             runtime: Mutex::new(Some(Arc::new(runtime))),
             settings,
@@ -169,6 +193,8 @@ impl PgStore {
             churn: AtomicU64::new(0),
             vacuuming: Arc::new(AtomicBool::new(false)),
             self_vacuum: AtomicBool::new(autovacuum == "off"),
+            schedule_poke,
+            schedule_stop,
         })
     }
 
@@ -281,6 +307,129 @@ impl PgStore {
         self.notifier.bump();
         self.wake.send([Arc::<str>::from(queue)]);
     }
+}
+
+/// What the scheduler task needs.
+struct Scheduler {
+    pool: Arc<Pool>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<Notifier>,
+    wake: Arc<Wake>,
+    poke: Arc<tokio::sync::Notify>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Scheduler {
+    /// Sleeps until the earliest schedule slot (re-read at least every
+    /// SCHEDULE_RECHECK, and when poked), then fires what is due. With no
+    /// schedules, its cost is one indexed `min()` per second.
+    async fn run(self) {
+        while !self.stop.load(SeqCst) {
+            let wait = match self.next().await {
+                Err(_) => SCHEDULE_RECHECK,
+                Ok(Some(slot)) if slot <= self.clock.now_ms() => match self.fire().await {
+                    Ok(()) => Duration::ZERO,
+                    Err(()) => SCHEDULE_RETRY,
+                },
+                Ok(Some(slot)) => {
+                    let ms = (slot - self.clock.now_ms()).clamp(1, SCHEDULE_RECHECK.as_millis() as i64);
+                    Duration::from_millis(ms as u64)
+                }
+                Ok(None) => SCHEDULE_RECHECK,
+            };
+            if !wait.is_zero() && !self.stop.load(SeqCst) {
+                let _ = tokio::time::timeout(wait, self.poke.notified()).await;
+            }
+        }
+    }
+
+    // A task on the runtime takes its connection from the pool itself
+    // (`Pool::run`'s closures do not make futures that are Send for every
+    // lifetime); a connection that failed is dropped, not reused.
+
+    async fn next(&self) -> std::result::Result<Option<i64>, ()> {
+        let mut lease = self.pool.get().await.map_err(|_| ())?;
+        let Some(c) = lease.conn() else { return Err(()) };
+        match next_schedule(c).await {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                lease.discard();
+                Err(())
+            }
+        }
+    }
+
+    /// `fire_due`, then wakes the reserves of the queues that got jobs.
+    async fn fire(&self) -> std::result::Result<(), ()> {
+        let mut lease = self.pool.get().await.map_err(|_| ())?;
+        let Some(c) = lease.conn() else { return Err(()) };
+        let durable = self.pool.settings.durable;
+        match fire_due(c, &*self.clock, durable).await {
+            Ok(queues) => {
+                drop(lease);
+                if !queues.is_empty() {
+                    self.notifier.bump();
+                    self.wake.send(queues.into_iter().map(Arc::<str>::from));
+                }
+                Ok(())
+            }
+            Err(_) => {
+                lease.discard();
+                Err(())
+            }
+        }
+    }
+}
+
+async fn next_schedule(c: &mut Conn) -> std::result::Result<Option<i64>, Fail> {
+    let st = c.prep(sql::NEXT_SCHEDULE).await?;
+    Ok(c.client.query_one(&st, &[]).await?.try_get::<_, Option<i64>>(0)?)
+}
+
+/// One transaction: locks the due schedules (skipping those another client
+/// is firing), advances each slot by compare-and-set on the value read,
+/// and inserts the job of each one moved. Returns the queue of each job put.
+/// `durable`: the store's durability is "full" (then the commit waits for
+/// the WAL flush even on a connection last used for claims).
+async fn fire_due(c: &mut Conn, clock: &dyn Clock, durable: bool) -> std::result::Result<Vec<String>, Fail> {
+    let due_st = c.prep(sql::DUE_SCHEDULES).await?;
+    let advance = c.prep(sql::ADVANCE_SCHEDULE).await?;
+    let insert = c.prep(sql::INSERT).await?;
+    let add_queue = c.prep(sql::ADD_QUEUE).await?;
+    c.client.batch_execute("BEGIN").await?;
+    if durable && c.fast {
+        c.client.batch_execute("SET LOCAL synchronous_commit = on").await?;
+    }
+    let now = clock.now_ms();
+    let mut due = Vec::new();
+    for r in c.client.query(&due_st, &[&now]).await? {
+        due.push(DueSchedule { name: r.try_get(0)?, spec: r.try_get(1)?, slot: r.try_get(2)? });
+    }
+    let mut queues = Vec::with_capacity(due.len());
+    for d in due {
+        let next = d.next_slot(now);
+        let Some(row) = c.client.query_opt(&advance, &[&next, &now, &d.name, &d.slot]).await? else { continue };
+        let queue: String = row.try_get(0)?;
+        let delay: i64 = row.try_get(2)?;
+        let run_at = now.saturating_add(delay.max(0));
+        let state: i16 = if run_at > now { 3 } else { 0 };
+        let payload: Vec<u8> = row.try_get(5)?;
+        c.client.execute(&add_queue, &[&queue, &now]).await?;
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &queue,
+            &state,
+            &row.try_get::<_, i32>(1)?,
+            &run_at,
+            &row.try_get::<_, i64>(3)?,
+            &row.try_get::<_, i64>(4)?,
+            &payload,
+            &now,
+        ];
+        c.client.query_one(&insert, &params).await?;
+        queues.push(queue);
+    }
+    c.client.batch_execute("COMMIT").await?;
+    Ok(queues)
 }
 
 /// Promote, claim and next-due of one queue, pipelined.
@@ -483,6 +632,75 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn put_schedule(&self, s: NewSchedule) -> Result<()> {
+        self.block(self.pool.run(async |c| {
+            let add_queue = c.prep(sql::ADD_QUEUE).await?;
+            let put = c.prep(sql::PUT_SCHEDULE).await?;
+            let now = self.clock.now_ms();
+            let queue: &str = &s.job.queue;
+            let delay = s.job.delay_ms.min(i64::MAX as u64) as i64;
+            let (max_attempts, lease_ms) = (i64::from(s.job.max_attempts), s.job.lease_ms as i64);
+            c.client.batch_execute("BEGIN").await?;
+            c.client.execute(&add_queue, &[&queue, &now]).await?;
+            let params: [&(dyn ToSql + Sync); 10] = [
+                &s.name,
+                &queue,
+                &s.spec,
+                &s.payload,
+                &s.job.priority,
+                &delay,
+                &max_attempts,
+                &lease_ms,
+                &s.next_slot,
+                &now,
+            ];
+            c.client.execute(&put, &params).await?;
+            c.client.batch_execute("COMMIT").await?;
+            Ok(())
+        }))?;
+        self.schedule_poke.notify_one();
+        Ok(())
+    }
+
+    fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.block(self.pool.run(async |c| {
+            let st = c.prep(sql::REMOVE_SCHEDULE).await?;
+            Ok(c.client.execute(&st, &[&name]).await? == 1)
+        }))
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        self.block(self.pool.run(async |c| {
+            let st = c.prep(sql::LIST_SCHEDULES).await?;
+            let mut out = Vec::new();
+            for r in c.client.query(&st, &[]).await? {
+                out.push(ScheduleInfo {
+                    name: r.try_get(0)?,
+                    queue: r.try_get(1)?,
+                    spec: r.try_get(2)?,
+                    next_ms: r.try_get(3)?,
+                    priority: r.try_get(4)?,
+                    delay_ms: r.try_get::<_, i64>(5)?.max(0) as u64,
+                    max_attempts: r.try_get::<_, i64>(6)?.clamp(0, u32::MAX as i64) as u32,
+                    lease_ms: r.try_get::<_, i64>(7)?.max(0) as u64,
+                    payload_len: r.try_get::<_, i32>(8)?.max(0) as u64,
+                });
+            }
+            Ok(out)
+        }))
+    }
+
+    fn fire_schedules(&self) -> Result<u64> {
+        let durable = self.pool.settings.durable;
+        let queues = self.block(self.pool.run(async |c| fire_due(c, &*self.clock, durable).await))?;
+        let n = queues.len() as u64;
+        if n > 0 {
+            self.notifier.bump();
+            self.wake.send(queues.into_iter().map(Arc::<str>::from));
+        }
+        Ok(n)
+    }
+
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>> {
         static COUNTS: OnceLock<String> = OnceLock::new();
         let counts_sql: &'static str = COUNTS.get_or_init(sql::counts);
@@ -591,6 +809,8 @@ impl Store for PgStore {
         }
         let _ = self.writes.send(Msg::Stop);
         self.wake.stop();
+        self.schedule_stop.store(true, SeqCst);
+        self.schedule_poke.notify_one();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(rt) = rt {

@@ -12,9 +12,35 @@ use crate::error::Error;
 
 /// Bumped on every schema change that older jobq builds must not ignore;
 /// stored in `meta`. 1: the first; 2: `queues.paused` (an older build would
-/// deliver from a paused queue, so it refuses the store). An open by this
+/// deliver from a paused queue, so it refuses the store); 3: `schedules`
+/// (periodic jobs; an older build would not fire them). An open by this
 /// build upgrades an older store in place (`upgrade`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
+
+/// Schema version 3, periodic jobs (`jobq_schedule`): one row per schedule,
+/// names global to the store. `next_slot` is when its next job is due
+/// (NULL: its spec matches no time any more); a fire locks the due rows
+/// (FOR UPDATE SKIP LOCKED), advances each slot by compare-and-set and
+/// inserts its job in one transaction. Run by the fresh-create path (`ddl`)
+/// and by `upgrade`; `{s}` is the quoted schema.
+fn ddl_v3_schedules(s: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {s}.schedules (
+            name         text     PRIMARY KEY,
+            queue        text     NOT NULL,
+            spec         text     NOT NULL,
+            payload      bytea    NOT NULL,
+            priority     integer  NOT NULL,
+            delay_ms     bigint   NOT NULL,
+            max_attempts bigint   NOT NULL,
+            lease_ms     bigint   NOT NULL,
+            next_slot    bigint,
+            created_at   bigint   NOT NULL,
+            updated_at   bigint   NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS schedules_next ON {s}.schedules (next_slot) WHERE next_slot IS NOT NULL;"
+    )
+}
 /// `meta.value` of key `store` in a jobq store.
 const MARKER: &str = "jobq";
 
@@ -100,6 +126,7 @@ pub(crate) async fn prepare(client: &Client, settings: &Settings) -> Result<(), 
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await?;
         }
         client.batch_execute(&ddl(&s)).await?;
+        client.batch_execute(&ddl_v3_schedules(&s)).await?;
         Ok(())
     }
     .await;
@@ -179,6 +206,9 @@ async fn upgrade(client: &Client, s: &str, version: i64) -> Result<(), Fail> {
         client
             .batch_execute(&format!("ALTER TABLE {s}.queues ADD COLUMN paused boolean NOT NULL DEFAULT false"))
             .await?;
+    }
+    if version < 3 {
+        client.batch_execute(&ddl_v3_schedules(s)).await?;
     }
     client.batch_execute(&format!("UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'version'")).await?;
     Ok(())

@@ -235,3 +235,36 @@ pub(crate) fn select_jobs(payload_max: Option<u64>) -> String {
 pub(crate) fn purge_dead() -> String {
     format!("DELETE FROM jobs WHERE queue = $2::text AND {IS_DEAD}")
 }
+
+// Schedules (schema version 3).
+
+/// Stores a schedule, replacing the one of its name. $1 name, $2 queue,
+/// $3 spec, $4 payload, $5 priority, $6 delay_ms, $7 max_attempts,
+/// $8 lease_ms, $9 next_slot, $10 now.
+pub(crate) const PUT_SCHEDULE: &str = "INSERT INTO schedules (name, queue, spec, payload, priority, delay_ms,
+        max_attempts, lease_ms, next_slot, created_at, updated_at)
+     VALUES ($1::text, $2::text, $3::text, $4::bytea, $5::int4, $6::int8, $7::int8, $8::int8, $9::int8,
+             $10::int8, $10::int8)
+     ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, spec = excluded.spec, payload = excluded.payload,
+        priority = excluded.priority, delay_ms = excluded.delay_ms, max_attempts = excluded.max_attempts,
+        lease_ms = excluded.lease_ms, next_slot = excluded.next_slot, updated_at = excluded.updated_at";
+
+/// $1 name.
+pub(crate) const REMOVE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1::text";
+
+pub(crate) const LIST_SCHEDULES: &str = "SELECT name, queue, spec, next_slot, priority, delay_ms, max_attempts,
+        lease_ms, octet_length(payload)
+     FROM schedules ORDER BY name COLLATE \"C\"";
+
+pub(crate) const NEXT_SCHEDULE: &str = "SELECT min(next_slot) FROM schedules";
+
+/// The schedules due at $1, locked; rows another client is firing are
+/// skipped (it puts their jobs).
+pub(crate) const DUE_SCHEDULES: &str = "SELECT name, spec, next_slot FROM schedules
+     WHERE next_slot <= $1::int8 ORDER BY next_slot, name FOR UPDATE SKIP LOCKED";
+
+/// The compare-and-set of a fire: $1 new slot, $2 now, $3 name, $4 the slot read.
+/// Answers the job's fields when it moved the slot.
+pub(crate) const ADVANCE_SCHEDULE: &str = "UPDATE schedules SET next_slot = $1::int8, updated_at = $2::int8
+     WHERE name = $3::text AND next_slot = $4::int8
+     RETURNING queue, priority, delay_ms, max_attempts, lease_ms, payload";

@@ -11,7 +11,7 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::notify::Notifier;
-use crate::store::{Env, Finish, JobFilter, JobState, NewJob, Put, QueueCounts, ReserveIf, Store};
+use crate::store::{Env, Finish, JobFilter, JobState, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, Store};
 
 fn base_url() -> String {
     std::env::var("JOBQ_TEST_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
@@ -244,7 +244,7 @@ fn foreign_and_newer_schemas_are_refused_untouched() {
     open(&n, Arc::new(SystemClock)).close();
     admin(&format!("UPDATE {}.meta SET value = '99' WHERE key = 'version'", n.0));
     let e = open_with(&n, Arc::new(SystemClock), &config()).unwrap_err();
-    assert_eq!(e, Error::Version { found: 99, supported: 2 });
+    assert_eq!(e, Error::Version { found: 99, supported: super::schema::SCHEMA_VERSION });
 
     let e = open_with(&n, Arc::new(SystemClock), &Config { file_mode: 0o644, ..config() }).unwrap_err();
     assert!(matches!(&e, Error::InvalidArg(m) if m.contains("file_mode")), "{e}");
@@ -265,7 +265,7 @@ fn a_store_of_the_first_schema_is_upgraded_in_place() {
     assert!(st.reserve(&q("old"), 1).unwrap().first.is_none());
     st.close();
     let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
-    assert_eq!(version[0].get::<_, String>(0), "2", "upgraded: a jobq that knows only version 1 refuses it");
+    assert_eq!(version[0].get::<_, String>(0), "3", "upgraded: a jobq that knows only version 1 refuses it");
     let st = open(&s, Arc::new(SystemClock));
     assert!(counts_of(&st, "old").paused, "the pause is stored");
     st.set_paused("old", false).unwrap();
@@ -539,4 +539,81 @@ fn only_work_that_may_be_undone_skips_the_wal_flush() {
     assert!(st.finish(d.id, d.token, Finish::Ack).unwrap());
     assert_eq!(counts_of(&st, "s").ready, 1);
     st.close();
+}
+
+fn every(name: &str, queue: &str, ms: i64, now: i64) -> NewSchedule {
+    NewSchedule {
+        name: name.into(),
+        spec: format!("@every {ms}ms"),
+        job: job(queue),
+        payload: b"tick".to_vec(),
+        next_slot: now + ms,
+    }
+}
+
+fn jobs_of(st: &PgStore, queue: &str) -> u64 {
+    let c = counts_of(st, queue);
+    c.ready + c.scheduled + c.reserved + c.dead
+}
+
+/// Two handles (their scheduler tasks too) fire the same due slots with one
+/// clock: each slot is put once; a long downtime gives one job; the next
+/// slot stays on the grid.
+#[test]
+fn schedules_fire_each_slot_once_across_handles() {
+    let s = Schema::new("sched");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let a = open(&s, clock.clone());
+    let b = open(&s, clock.clone());
+    a.put_schedule(every("t", "tq", 1_000, 1_000_000)).unwrap();
+    assert_eq!(a.schedules().unwrap()[0].next_ms, Some(1_001_000));
+    assert_eq!(jobs_of(&a, "tq"), 0);
+    clock.advance(1_000_999 - clock.now_ms());
+    a.fire_schedules().unwrap();
+    assert_eq!(jobs_of(&a, "tq"), 0, "not due yet");
+    clock.advance(1_001_000 - clock.now_ms());
+    std::thread::scope(|sc| {
+        sc.spawn(|| a.fire_schedules().unwrap());
+        sc.spawn(|| b.fire_schedules().unwrap());
+    });
+    a.fire_schedules().unwrap();
+    assert_eq!(jobs_of(&a, "tq"), 1, "one job for the slot");
+    assert_eq!(b.schedules().unwrap()[0].next_ms, Some(1_002_000));
+    // 20 slots missed: one job, the next slot on the grid after now.
+    clock.advance(1_021_500 - clock.now_ms());
+    b.fire_schedules().unwrap();
+    a.fire_schedules().unwrap();
+    assert_eq!(jobs_of(&a, "tq"), 2);
+    assert_eq!(a.schedules().unwrap()[0].next_ms, Some(1_022_000));
+    // Replace: the next slot is computed from now; remove stops it.
+    a.put_schedule(every("t", "tq", 5_000, 1_021_500)).unwrap();
+    assert_eq!(b.schedules().unwrap()[0].next_ms, Some(1_026_500));
+    assert!(b.remove_schedule("t").unwrap());
+    assert!(!b.remove_schedule("t").unwrap());
+    clock.advance(2_000_000 - clock.now_ms());
+    a.fire_schedules().unwrap();
+    assert_eq!(jobs_of(&a, "tq"), 2);
+    a.close();
+    b.close();
+}
+
+#[test]
+fn a_store_of_schema_2_is_upgraded_in_place() {
+    let s = Schema::new("v2");
+    let st = open(&s, Arc::new(SystemClock));
+    st.put(job("old"), b"old job".to_vec()).unwrap();
+    st.close();
+    // Back to version 2 by hand: this schema without the schedules table.
+    admin(&format!("DROP TABLE {}.schedules", s.0));
+    admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let st = open(&s, clock.clone());
+    assert_eq!(counts_of(&st, "old").ready, 1);
+    st.put_schedule(every("u", "old", 100, 1_000_000)).unwrap();
+    clock.advance(1_000_100 - clock.now_ms());
+    st.fire_schedules().unwrap();
+    assert_eq!(counts_of(&st, "old").ready, 2);
+    st.close();
+    let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
+    assert_eq!(version[0].get::<_, String>(0), "3");
 }

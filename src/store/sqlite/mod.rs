@@ -12,7 +12,8 @@
 //!
 //! Threads per handle: the writer (leads a transaction when no caller
 //! does), the watcher (notices other processes' commits through
-//! `PRAGMA data_version` while someone waits) and the checkpointer.
+//! `PRAGMA data_version` while someone waits), the checkpointer, and the
+//! scheduler (puts the jobs of due schedules, `fire_schedules`).
 
 mod admin;
 mod checkpoint;
@@ -41,7 +42,8 @@ use crate::config::{Config, Durability, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::{Notifier, MAX_POLL, MIN_POLL};
 use crate::store::{
-    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, Outcome, Put, QueueCounts, ReserveIf, Store,
+    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, NewSchedule, Outcome, Put, QueueCounts, ReserveIf,
+    ScheduleInfo, Store,
 };
 
 /// How often (ms) a reserve that finds nothing checks whether the holders of
@@ -49,6 +51,11 @@ use crate::store::{
 const OWNER_SCAN_MS: i64 = 200;
 /// Most queue names a handle remembers as recorded in the file.
 const MAX_KNOWN_QUEUES: usize = 4096;
+/// The scheduler re-reads the earliest slot at least this often (ms), to
+/// see schedules that other processes made or changed.
+const SCHEDULE_RECHECK_MS: i64 = 1000;
+/// After a failed fire (a lock held past busy_timeout_ms), try again after this long.
+const SCHEDULE_RETRY_MS: i64 = 50;
 
 /// When this handle last checked whether other processes holding leases
 /// are alive (one scan serves all queues of the handle for OWNER_SCAN_MS).
@@ -73,6 +80,8 @@ pub(crate) struct SqliteStore {
     owner_scan: Arc<OwnerScan>,
     /// Queues known to be recorded in the file (skips an insert per put).
     known: Mutex<HashSet<Arc<str>>>,
+    /// The scheduler thread, woken when this handle changes a schedule.
+    scheduler: Option<std::thread::Thread>,
 }
 
 impl SqliteStore {
@@ -90,6 +99,7 @@ impl SqliteStore {
         let reader = sql::connect(path, config)?;
         let watch_conn = sql::connect(path, config)?;
         let checkpoint_conn = sql::connect(path, config)?;
+        let schedule_conn = sql::connect(path, config)?;
         let checkpointer = Arc::new(Checkpointer::default());
         let ctx = WriterContext {
             busy_timeout: Duration::from_millis(config.busy_timeout_ms),
@@ -99,7 +109,7 @@ impl SqliteStore {
             syncer: (config.durability == Durability::Full).then(|| Arc::new(sync::Syncer::new(path))),
         };
         let closed = Arc::new(AtomicBool::new(false));
-        let startup = Startup::new(3);
+        let startup = Startup::new(4);
         let ready = startup.clone();
         let (writer, writer_thread) = Writer::start(write_conn, ctx, move || ready.done())?;
         let mut threads = vec![writer_thread];
@@ -108,6 +118,8 @@ impl SqliteStore {
             &writer,
             watch_conn,
             checkpoint_conn,
+            schedule_conn,
+            &env.clock,
             &env.notifier,
             &checkpointer,
             &closed,
@@ -123,6 +135,8 @@ impl SqliteStore {
             return Err(Error::Internal(format!("cannot start a queue thread: {e}")));
         }
         startup.wait(Duration::from_secs(2));
+        let scheduler =
+            threads.iter().find(|t| t.thread().name() == Some("jobq-schedules")).map(|t| t.thread().clone());
         Ok(SqliteStore {
             path: path.to_path_buf(),
             config: config.clone(),
@@ -137,6 +151,7 @@ impl SqliteStore {
                 others_alive: AtomicBool::new(false),
             }),
             known: Mutex::new(HashSet::new()),
+            scheduler,
         })
     }
 
@@ -173,13 +188,16 @@ fn create_file(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Starts the watcher and the checkpointer; each counts itself in `startup`.
+/// Starts the watcher, the checkpointer and the scheduler; each counts
+/// itself in `startup`.
 #[allow(clippy::too_many_arguments)]
 fn spawn_threads(
     threads: &mut Vec<JoinHandle<()>>,
     writer: &Writer,
     watch_conn: Conn,
     checkpoint_conn: Conn,
+    schedule_conn: Conn,
+    clock: &Arc<dyn Clock>,
     notifier: &Arc<Notifier>,
     checkpointer: &Arc<Checkpointer>,
     closed: &Arc<AtomicBool>,
@@ -198,7 +216,83 @@ fn spawn_threads(
     })?;
     checkpointer.set_thread(t.thread().clone());
     threads.push(t);
+    let (k, n, c, clock, ready) =
+        (checkpointer.clone(), notifier.clone(), closed.clone(), clock.clone(), startup.clone());
+    let t = std::thread::Builder::new().name("jobq-schedules".into()).spawn(move || {
+        ready.done();
+        run_schedules(&schedule_conn, &*clock, &n, &k, &c)
+    })?;
+    threads.push(t);
     Ok(())
+}
+
+/// The scheduler thread: sleeps until the earliest schedule slot (re-read
+/// at least every SCHEDULE_RECHECK_MS, and whenever this handle changes a
+/// schedule), then fires what is due on its own connection, in one write
+/// transaction (BEGIN IMMEDIATE: every process's fires are serialized by
+/// the file's write lock, and the slot's compare-and-set makes a slot that
+/// another process fired first put nothing). With no schedules, its cost
+/// is one indexed `min()` per second. Each round, allocations included,
+/// runs inside one quiet section (fork.rs), as the writer thread's do.
+fn run_schedules(
+    conn: &Conn,
+    clock: &dyn Clock,
+    notifier: &Notifier,
+    checkpointer: &Checkpointer,
+    closed: &AtomicBool,
+) {
+    while !closed.load(SeqCst) {
+        let wait_ms = {
+            let _quiet = crate::fork::quiet();
+            schedule_round(conn, clock, notifier, checkpointer)
+        };
+        if wait_ms > 0 && !closed.load(SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(wait_ms as u64));
+        }
+    }
+}
+
+/// One round of the scheduler: fires what is due; returns how long to sleep (ms).
+fn schedule_round(conn: &Connection, clock: &dyn Clock, notifier: &Notifier, checkpointer: &Checkpointer) -> i64 {
+    let now = clock.now_ms();
+    let next = match sql::next_schedule(conn) {
+        Ok(next) => next,
+        Err(_) => return SCHEDULE_RECHECK_MS,
+    };
+    match next {
+        Some(slot) if slot <= now => match fire_in_transaction(conn, clock) {
+            Ok(fired) => {
+                checkpointer.note_commit();
+                if fired > 0 {
+                    notifier.bump();
+                }
+                0
+            }
+            Err(_) => SCHEDULE_RETRY_MS,
+        },
+        Some(slot) => (slot - now).clamp(1, SCHEDULE_RECHECK_MS),
+        None => SCHEDULE_RECHECK_MS,
+    }
+}
+
+/// `sql::fire_due` in a write transaction of its own on `conn`.
+fn fire_in_transaction(conn: &Connection, clock: &dyn Clock) -> Result<u64> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    // The time once the write lock is ours (BEGIN may have waited).
+    let result = sql::fire_due(conn, clock.now_ms());
+    match result {
+        Ok(fired) => match conn.prepare_cached("COMMIT").and_then(|mut st| st.execute([])) {
+            Ok(_) => Ok(fired),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 impl Store for SqliteStore {
@@ -302,6 +396,31 @@ impl Store for SqliteStore {
             self.mark_known(recorded);
         }
         Ok(())
+    }
+
+    fn put_schedule(&self, s: NewSchedule) -> Result<()> {
+        let queue = s.job.queue.clone();
+        self.writer.submit(true, false, move |conn, now| sql::put_schedule(conn, &s, now))?;
+        self.mark_known(queue);
+        if let Some(t) = &self.scheduler {
+            t.unpark();
+        }
+        Ok(())
+    }
+
+    fn remove_schedule(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.writer.submit(true, false, move |conn, _| sql::remove_schedule(conn, &name))
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let _quiet = crate::fork::quiet();
+        sql::schedules(&conn)
+    }
+
+    fn fire_schedules(&self) -> Result<u64> {
+        self.writer.submit(true, true, sql::fire_due)
     }
 
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>> {

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
-use crate::store::{Delivery, Finish, NewJob, QueueCounts};
+use crate::store::{Delivery, DueSchedule, Finish, NewJob, NewSchedule, QueueCounts, ScheduleInfo};
 
 // The SQL below spells these numbers out: 0 pending, 1 reserved, 2 dead, 3 scheduled.
 pub(crate) const PENDING: i64 = 0;
@@ -28,8 +28,31 @@ const PAGE_SIZE: u32 = 1024;
 /// Bumped on every schema change that older jobq builds must not ignore;
 /// stored in `PRAGMA user_version`. 1: the first; 2: `queues.paused` (an
 /// older build would deliver from a paused queue, so it refuses the file).
+/// 3: `schedules` (periodic jobs; an older build would not fire them).
 /// An open by this build upgrades an older file in place (`upgrade`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
+
+/// Schema version 3, periodic jobs (`jobq_schedule`): one row per schedule,
+/// names global to the file. `next_slot` is when its next job is due (NULL:
+/// its spec matches no time any more); a fire advances it by
+/// compare-and-set and inserts the job in the same transaction. Run by
+/// the fresh-create path and by `upgrade`.
+const SCHEMA_V3_SCHEDULES: &str = "
+CREATE TABLE IF NOT EXISTS schedules (
+    name         TEXT    PRIMARY KEY,
+    queue        TEXT    NOT NULL,
+    spec         TEXT    NOT NULL,
+    payload      BLOB    NOT NULL,
+    priority     INTEGER NOT NULL,
+    delay_ms     INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    lease_ms     INTEGER NOT NULL,
+    next_slot    INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS schedules_next ON schedules (next_slot) WHERE next_slot IS NOT NULL;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -147,6 +170,7 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
     let result = (|| {
         if check_identity(conn, path)?.is_none() {
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
             conn.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
             ))?;
@@ -197,6 +221,9 @@ fn upgrade(conn: &Connection, path: &Path) -> Result<()> {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version < 2 {
             conn.execute_batch("ALTER TABLE queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")?;
+        }
+        if version < 3 {
+            conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
         }
         if version < SCHEMA_VERSION {
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -599,4 +626,97 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
 pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
     let _quiet = crate::fork::quiet();
     Ok(conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
+}
+
+/// Stores schedule `s` (replacing the one of its name) and records its queue.
+pub(crate) fn put_schedule(conn: &Connection, s: &NewSchedule, now: i64) -> Result<()> {
+    add_queue(conn, &s.job.queue, now)?;
+    conn.prepare_cached(
+        "INSERT INTO schedules (name, queue, spec, payload, priority, delay_ms, max_attempts, lease_ms,
+                                next_slot, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+         ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, spec = excluded.spec,
+            payload = excluded.payload, priority = excluded.priority, delay_ms = excluded.delay_ms,
+            max_attempts = excluded.max_attempts, lease_ms = excluded.lease_ms,
+            next_slot = excluded.next_slot, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        s.name,
+        &*s.job.queue,
+        s.spec,
+        s.payload,
+        s.job.priority,
+        s.job.delay_ms.min(i64::MAX as u64) as i64,
+        s.job.max_attempts,
+        s.job.lease_ms as i64,
+        s.next_slot,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Deletes schedule `name`; whether there was one.
+pub(crate) fn remove_schedule(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.prepare_cached("DELETE FROM schedules WHERE name = ?1")?.execute(params![name])? == 1)
+}
+
+/// Every schedule, in name order.
+pub(crate) fn schedules(conn: &Connection) -> Result<Vec<ScheduleInfo>> {
+    let mut st = conn.prepare_cached(
+        "SELECT name, queue, spec, next_slot, priority, delay_ms, max_attempts, lease_ms, length(payload)
+         FROM schedules ORDER BY name",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(ScheduleInfo {
+            name: r.get(0)?,
+            queue: r.get(1)?,
+            spec: r.get(2)?,
+            next_ms: r.get(3)?,
+            priority: r.get(4)?,
+            delay_ms: r.get::<_, i64>(5)?.max(0) as u64,
+            max_attempts: r.get::<_, i64>(6)?.clamp(0, u32::MAX as i64) as u32,
+            lease_ms: r.get::<_, i64>(7)?.max(0) as u64,
+            payload_len: r.get::<_, i64>(8)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The earliest next slot of any schedule.
+pub(crate) fn next_schedule(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn.prepare_cached("SELECT min(next_slot) FROM schedules")?.query_row([], |r| r.get(0))?)
+}
+
+/// Inside a write transaction: for each schedule due at `now`, advances
+/// its slot (compare-and-set on the slot read) and, if that changed the
+/// row, inserts its job. Returns how many jobs were put.
+pub(crate) fn fire_due(conn: &Connection, now: i64) -> Result<u64> {
+    let due: Vec<DueSchedule> = conn
+        .prepare_cached("SELECT name, spec, next_slot FROM schedules WHERE next_slot <= ?1 ORDER BY next_slot, name")?
+        .query_map(params![now], |r| Ok(DueSchedule { name: r.get(0)?, spec: r.get(1)?, slot: r.get(2)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut fired = 0;
+    for d in due {
+        let advanced = conn
+            .prepare_cached("UPDATE schedules SET next_slot = ?1, updated_at = ?2 WHERE name = ?3 AND next_slot = ?4")?
+            .execute(params![d.next_slot(now), now, d.name, d.slot])?;
+        if advanced != 1 {
+            continue;
+        }
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO jobs (queue, state, priority, run_at, max_attempts, lease_ms, payload, created_at,
+                                   updated_at)
+                 SELECT queue, CASE WHEN delay_ms > 0 THEN 3 ELSE 0 END, priority, ?2 + delay_ms, max_attempts,
+                        lease_ms, payload, ?2, ?2
+                 FROM schedules WHERE name = ?1",
+            )?
+            .execute(params![d.name, now])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO queues (name, created_at) SELECT queue, ?2 FROM schedules WHERE name = ?1",
+        )?
+        .execute(params![d.name, now])?;
+        fired += inserted as u64;
+    }
+    Ok(fired)
 }
