@@ -10,3 +10,5 @@ pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 /// Most jobs one `reserve_many` leases (JOBQ_RESERVE_MANY_MAX): one
 /// transaction holds the write lock for all of them.
 pub const MAX_RESERVE_MANY: usize = 1000;
+/// Largest `max_reserved` or `rate.jobs` of a queue's limits.
+pub const MAX_LIMIT: u64 = 1_000_000_000_000;
