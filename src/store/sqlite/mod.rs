@@ -325,9 +325,13 @@ impl Store for SqliteStore {
         let patch = *patch;
         // Wakes this process's waiting reserves when it commits; other
         // processes' watchers see the commit (data_version) and wake theirs.
-        self.writer.submit(true, true, move |conn, now| sql::set_limits(conn, &name, &patch, now))?;
+        let recorded_now =
+            self.writer.submit(true, true, move |conn, now| sql::set_limits(conn, &name, &patch, now))?;
         self.limited.store(true, SeqCst);
-        self.mark_known(recorded);
+        // A queue left without limits was not recorded by this call.
+        if recorded_now {
+            self.mark_known(recorded);
+        }
         Ok(())
     }
 

@@ -323,13 +323,13 @@ pub(crate) fn set_window(conn: &Connection, queue: &str, (start, count): (i64, u
 
 /// Applies `patch` to the limits of `queue`: a queue left without limits
 /// has no row; setting a limit records the queue. A removed rate forgets
-/// its window.
-pub(crate) fn set_limits(conn: &Connection, queue: &str, patch: &LimitsPatch, now: i64) -> Result<()> {
+/// its window. Returns whether the queue has limits now (then it is recorded).
+pub(crate) fn set_limits(conn: &Connection, queue: &str, patch: &LimitsPatch, now: i64) -> Result<bool> {
     let old = limits(conn, queue)?.unwrap_or_default();
     let new = patch.apply(old.limits);
     if new.is_empty() {
         conn.prepare_cached("DELETE FROM queue_limits WHERE queue = ?1")?.execute(params![queue])?;
-        return Ok(());
+        return Ok(false);
     }
     add_queue(conn, queue, now)?;
     let (start, count) = if new.rate.is_some() { (old.window_start, old.window_count) } else { (0, 0) };
@@ -346,7 +346,7 @@ pub(crate) fn set_limits(conn: &Connection, queue: &str, patch: &LimitsPatch, no
         start,
         count.min(i64::MAX as u64) as i64
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 /// The id of the live (not acked, cancelled or dead) job holding `key` in `queue`.
