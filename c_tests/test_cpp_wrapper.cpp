@@ -203,6 +203,22 @@ static void test_queue_and_jobs(const char *dir) {
     CHECK_THROWS(q.unschedule(""), JOBQ_E_INVALID_ARG);
   }
 
+  // config: a cap of 1 reserved job; null removes it; bad input throws.
+  q.config("capped", R"({"max_reserved": 1})");
+  q.put("capped", "c1");
+  q.put("capped", "c2");
+  std::optional<Job> c1 = q.reserve("capped");
+  CHECK(c1.has_value());
+  CHECK(!q.reserve("capped").has_value());
+  CHECK(contains(q.stats_json(), "\"limits\":{\"max_reserved\":1}"));
+  CHECK_THROWS(q.config("capped", R"({"max_reserved": 0})"), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.config("capped", "not json"), JOBQ_E_INVALID_ARG);
+  q.config("capped", R"({"max_reserved": null})");
+  std::optional<Job> c2 = q.reserve("capped");
+  CHECK(c2.has_value());
+  if (c1) c1->ack();
+  if (c2) c2->ack();
+
   // Errors from calls on the queue: an empty queue name.
   CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
 

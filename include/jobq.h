@@ -483,6 +483,30 @@ enum jobq_status jobq_schedule(struct jobq *q, const char *queue, const char *na
 enum jobq_status jobq_unschedule(struct jobq *q, const char *name);
 
 /**
+ * Sets or removes delivery limits of `queue`, for every client of the
+ * store (every process; every host of a PostgreSQL store). `json` is an
+ * object with any of these keys:
+ *   "max_reserved": N    at most N jobs of the queue reserved (with a live
+ *                        lease; expired leases do not count) at once;
+ *   "rate": {"jobs": N, "per_ms": M}
+ *                        at most N deliveries per window of M ms (a fixed
+ *                        window: it opens at the first delivery after the
+ *                        previous one ended);
+ * N and M integers >= 1; `null` for a key removes that limit; keys not
+ * given keep their value ("{}" changes nothing). Every way of leasing
+ * (jobq_reserve, jobq_reserve_many, jobq_ack_reserve, worker pools)
+ * respects them: a reserve held back waits as on an empty queue (its
+ * timeout applies) and wakes when a slot frees (an ack, fail, release or
+ * bury of the queue, or a lease expiring) or the rate window ends. Stored:
+ * it holds across restarts; stats show `"limits"` and `"rate_used"`.
+ * Setting a limit on a queue never used records it.
+ * JOBQ_E_INVALID_ARG, storing nothing, for a NULL or invalid queue name,
+ * NULL or invalid JSON, an unknown key, a value that is not an integer
+ * >= 1 or null, or a bad "rate" object; jobq_last_error says which.
+ */
+enum jobq_status jobq_queue_config(struct jobq *q, const char *queue, const char *json);
+
+/**
  * Removes a job that is not currently delivered (ready, scheduled, dead, or
  * reserved with an expired lease). JOBQ_E_STATE if it is reserved with a
  * live lease, JOBQ_E_NOT_FOUND if there is no such job.
@@ -495,8 +519,11 @@ enum jobq_status jobq_cancel(struct jobq *q, uint64_t id);
  * is paused, see jobq_pause). While the store has schedules (jobq_schedule),
  * also `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of
  * the next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
- * "lease_ms":n,"payload_len":n}]` in name order. Free *out_json with
- * jobq_string_free.
+ * "lease_ms":n,"payload_len":n}]` in name order. A queue with limits
+ * (jobq_queue_config) also has
+ * `"limits":{"max_reserved":n,"rate":{"jobs":n,"per_ms":n}}` (only the
+ * limits set) and, with a rate, `"rate_used":n`: the deliveries in the
+ * rate window open now. Free *out_json with jobq_string_free.
  */
 enum jobq_status jobq_stats_json(struct jobq *q, char **out_json);
 

@@ -345,6 +345,11 @@ class Queue {
   void pause(CStr queue) { detail::check(::jobq_pause(q_.get(), queue.c_str())); }
   /** jobq_resume: a paused queue delivers again; waiting reserves wake. */
   void resume(CStr queue) { detail::check(::jobq_resume(q_.get(), queue.c_str())); }
+  /** jobq_queue_config: sets or removes the queue's limits, e.g.
+   * R"({"max_reserved": 4, "rate": {"jobs": 10, "per_ms": 1000}})"; null
+   * removes a limit, keys not given keep their value. Bad JSON or values
+   * throw jobq::Error (JOBQ_E_INVALID_ARG) and store nothing. */
+  void config(CStr queue, CStr json) { detail::check(::jobq_queue_config(q_.get(), queue.c_str(), json.c_str())); }
   /** jobq_schedule: makes (or replaces: names are global to the store) schedule `name`, a job
    *  with `payload` put into `queue` at every slot of `spec` (cron in UTC, "@daily", "@every 30s"). */
   void schedule(CStr queue, CStr name, CStr spec, std::string_view payload = {}, const PutOptions &opts = {}) {

@@ -12,3 +12,5 @@ pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 pub const MAX_RESERVE_MANY: usize = 1000;
 /// Longest accepted schedule name, in bytes.
 pub const MAX_SCHEDULE_NAME: usize = 1024;
+/// Largest `max_reserved` or `rate.jobs` of a queue's limits.
+pub const MAX_LIMIT: u64 = 1_000_000_000_000;

@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::notify::Notifier;
+use crate::qconfig::LimitsPatch;
 use crate::schedule::Spec;
 use crate::store::{self, Attempt, Finish, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, ScheduleInfo};
 
@@ -357,6 +358,28 @@ impl Queue {
         self.inner.store.set_paused(queue, false)
     }
 
+    /// Sets or removes limits of `queue` from a JSON object (see
+    /// `LimitsPatch::parse` and docs/limits.md): `{"max_reserved": N}` (at
+    /// most N jobs of the queue reserved with a live lease at once) and
+    /// `{"rate": {"jobs": N, "per_ms": M}}` (at most N deliveries per fixed
+    /// window of M ms), `null` removing one; keys not given keep their
+    /// value. Stored, and enforced by every client of the store in the
+    /// transaction that leases; a reserve held back by a limit waits as on
+    /// an empty queue. Invalid input is `InvalidArg` and stores nothing.
+    pub fn configure(&self, queue: &str, json: &str) -> Result<()> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        let patch = LimitsPatch::parse(json)?;
+        self.inner.store.set_limits(queue, &patch)
+    }
+
+    /// `configure` with the change already parsed.
+    pub fn set_limits(&self, queue: &str, patch: &LimitsPatch) -> Result<()> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        self.inner.store.set_limits(queue, patch)
+    }
+
     /// Watches `queue` from an event loop: see `Watch`. The handle's
     /// `close` is `Busy` until every watch of it is closed.
     pub fn watch(&self, queue: &str) -> Result<crate::watch::Watch> {
@@ -372,7 +395,8 @@ impl Queue {
     }
 
     /// Counts per queue: ready, scheduled (waiting for a delay or backoff),
-    /// reserved (with a live lease) and dead; and whether it is paused.
+    /// reserved (with a live lease) and dead; whether it is paused; its
+    /// limits, if any, and the deliveries in its current rate window.
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
         let queues = self.inner.store.counts()?;

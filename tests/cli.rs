@@ -269,6 +269,49 @@ fn schedule_list_and_unschedule() {
 }
 
 #[test]
+fn config_sets_limits_that_stats_show() {
+    let (_dir, file) = temp_file();
+    put(&file, &["mail", "m1"]);
+    put(&file, &["mail", "m2"]);
+    put(&file, &["sms", "s"]);
+    // Without limits, the table has no LIMITS column.
+    assert!(!ok(&["stats", &file]).contains("LIMITS"));
+    assert_eq!(ok(&["config", &file, "mail", r#"{"max_reserved": 1}"#]), "queue mail: max=1\n");
+    assert_eq!(
+        ok(&["config", &file, "mail", r#"{"rate": {"jobs": 5, "per_ms": 60000}}"#]),
+        "queue mail: max=1,rate=5/60000ms,used=0\n"
+    );
+    // Another process (this test) is held to the cap stored in the file.
+    let q = jobq::Queue::open(&file, jobq::Config::default()).unwrap();
+    let zero = Some(std::time::Duration::ZERO);
+    let held = q.reserve("mail", zero).unwrap().expect("one job under the cap");
+    assert!(q.reserve("mail", zero).unwrap().is_none(), "the cap holds");
+    let text = ok(&["stats", &file]);
+    assert!(text.starts_with("QUEUE") && text.lines().next().unwrap().ends_with("LIMITS"), "{text}");
+    let table = rows(&text);
+    assert_eq!(table[0], ["mail", "1", "0", "1", "0", "no", "max=1,rate=5/60000ms,used=1"]);
+    assert_eq!(table[1], ["sms", "1", "0", "0", "0", "no", "-"]);
+    let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
+    assert_eq!(json["queues"]["mail"]["limits"]["max_reserved"], 1);
+    assert_eq!(json["queues"]["mail"]["limits"]["rate"]["per_ms"], 60000);
+    assert_eq!(json["queues"]["mail"]["rate_used"], 1);
+    assert!(json["queues"]["sms"].get("limits").is_none());
+    let prom = ok(&["stats", &file, "--prometheus"]);
+    assert!(prom.contains("jobq_queue_max_reserved{queue=\"mail\"} 1\n"), "{prom}");
+    assert!(prom.contains("jobq_queue_rate_used{queue=\"mail\"} 1\n"), "{prom}");
+    // Bad input: a message, exit code 1 (the library's invalid argument), nothing changed.
+    let bad = jobq(&["config", &file, "mail", r#"{"max_reserved": 0}"#]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("max_reserved"), "{}", bad.stderr);
+    assert_eq!(ok(&["config", &file, "mail", "{}"]), "queue mail: max=1,rate=5/60000ms,used=1\n");
+    assert_eq!(ok(&["config", &file, "mail", r#"{"max_reserved": null, "rate": null}"#]), "queue mail: no limits\n");
+    assert_eq!(q.reserve("mail", zero).unwrap().map(|j| j.payload().to_vec()), Some(b"m2".to_vec()));
+    held.ack().unwrap();
+    assert!(!ok(&["stats", &file]).contains("LIMITS"));
+    q.close().unwrap();
+}
+
+#[test]
 fn watch_prints_one_block_per_tick() {
     let (_dir, file) = temp_file();
     put(&file, &["mail", "m"]);

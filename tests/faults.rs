@@ -665,6 +665,47 @@ fn a_file_of_the_first_schema_is_upgraded_in_place() {
 }
 
 #[test]
+fn a_file_of_schema_2_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        // Version 2 added queues.paused.
+        conn.execute_batch(
+            "ALTER TABLE queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+             UPDATE queues SET paused = 1 WHERE name = 'empty';
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let q = Queue::open(&path, Config::default()).unwrap();
+    let stats = q.stats().unwrap();
+    assert!(stats.queues["empty"].paused && stats.queues["old"].limits.is_none());
+    // The upgraded file stores limits, and enforces them.
+    q.configure("old", r#"{"max_reserved": 1}"#).unwrap();
+    q.put("old", b"second", &PutOptions::default()).unwrap();
+    let first = q.reserve("old", Some(Duration::ZERO)).unwrap().expect("the version 2 job");
+    assert_eq!(first.payload(), b"old job");
+    assert!(q.reserve("old", Some(Duration::ZERO)).unwrap().is_none(), "capped at 1");
+    first.ack().unwrap();
+    q.close().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 3, "upgraded: a jobq that knows only version 2 now refuses the file");
+        let max: i64 =
+            conn.query_row("SELECT max_reserved FROM queue_limits WHERE queue = 'old'", [], |r| r.get(0)).unwrap();
+        assert_eq!(max, 1);
+    }
+    let q = Queue::open(&path, Config::default()).unwrap();
+    let stats = q.stats().unwrap();
+    assert_eq!(stats.queues["old"].limits.and_then(|l| l.max_reserved), Some(1), "the limit is stored");
+    assert!(stats.queues["empty"].paused, "the pause survived the upgrade");
+    q.close().unwrap();
+}
+
+#[test]
 fn a_file_of_schema_2_is_upgraded_in_place_with_schedules() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.db");

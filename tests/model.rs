@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobq::{Config, Durability, Error, ManualClock, Put, PutOptions, Queue, QueueCounts};
+use jobq::{Config, Durability, Error, ManualClock, Put, PutOptions, Queue, QueueCounts, QueueLimits};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
@@ -99,6 +99,11 @@ enum Op {
     Resume {
         queue: usize,
     },
+    /// `Queue::configure` with max_reserved (`None`: null, the cap removed).
+    Cap {
+        queue: usize,
+        max: Option<u64>,
+    },
     Advance(i64),
     /// Moves time to one of the moments the model expects something to
     /// become due (a delay, a backoff or a lease ends), or 1 ms before it:
@@ -142,7 +147,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         // Mostly "b" is paused, and resumed more often than paused, so that
         // "a" keeps its long histories of deliveries.
         1 => prop_oneof![1 => Just(0usize), 2 => Just(1usize)].prop_map(|queue| Op::Pause { queue }),
-        3 => queue.prop_map(|queue| Op::Resume { queue }),
+        3 => queue.clone().prop_map(|queue| Op::Resume { queue }),
+        1 => (queue.clone(), prop_oneof![1 => Just(None), 2 => (1u64..3).prop_map(Some)]).prop_map(|(queue, max)| Op::Cap { queue, max }),
         1 => any::<Index>().prop_map(Op::Cancel),
         5 => prop_oneof![1 => Just(0i64), 4 => 1i64..250].prop_map(Op::Advance),
         2 => (any::<Index>(), any::<bool>()).prop_map(|(pick, early)| Op::AdvanceToDue { pick, early }),
@@ -232,6 +238,9 @@ struct Model {
     queues: BTreeSet<usize>,
     /// Paused queues: reserves deliver nothing of them.
     paused: BTreeSet<usize>,
+    /// max_reserved per queue: a reserve delivers nothing while that many
+    /// jobs of the queue are reserved with a live lease.
+    caps: BTreeMap<usize, u64>,
     held: Vec<MHeld>,
     /// Expired leases promoted to ready / to dead (for `Coverage`).
     promoted: (u64, u64),
@@ -256,6 +265,7 @@ impl Model {
             jobs: BTreeMap::new(),
             queues: BTreeSet::new(),
             paused: BTreeSet::new(),
+            caps: BTreeMap::new(),
             held: Vec::new(),
             promoted: (0, 0),
         }
@@ -346,6 +356,15 @@ impl Model {
         // A paused queue delivers nothing (the promotion above still runs).
         if self.paused.contains(&queue) {
             return None;
+        }
+        // At the cap, nothing either (expired leases were promoted above).
+        if let Some(&cap) = self.caps.get(&queue) {
+            let reserved =
+                self.jobs.values().filter(|j| j.queue == queue && matches!(j.stored, Stored::Reserved { .. })).count()
+                    as u64;
+            if reserved >= cap {
+                return None;
+            }
         }
         let (&id, _) = self
             .jobs
@@ -464,7 +483,11 @@ impl Model {
             .queues
             .iter()
             .map(|&q| {
-                (QUEUES[q].to_owned(), QueueCounts { paused: self.paused.contains(&q), ..QueueCounts::default() })
+                let limits = self.caps.get(&q).map(|&max| QueueLimits { max_reserved: Some(max), rate: None });
+                (
+                    QUEUES[q].to_owned(),
+                    QueueCounts { paused: self.paused.contains(&q), limits, ..QueueCounts::default() },
+                )
             })
             .collect();
         for j in self.jobs.values() {
@@ -548,6 +571,13 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
             }
             Op::Reserve { queue } => {
                 cov.paused_reserves += model.paused.contains(queue) as u64;
+                let capped = model.caps.get(queue).is_some_and(|&cap| {
+                    let now = model.now;
+                    let live =
+                        |j: &&MJob| j.queue == *queue && matches!(j.stored, Stored::Reserved { until } if until > now);
+                    model.jobs.values().filter(live).count() as u64 >= cap
+                });
+                cov.capped_reserves += capped as u64;
                 let got = q.reserve(QUEUES[*queue], Some(Duration::ZERO)).unwrap();
                 let want = model.reserve(*queue);
                 cov.deliveries += want.is_some() as u64;
@@ -601,6 +631,23 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
                 model.set_paused(*queue, pause);
                 prop_assert_eq!(got, Ok(()), "{}", ctx);
             }
+            Op::Cap { queue, max } => {
+                let json = match max {
+                    Some(n) => format!("{{\"max_reserved\": {n}}}"),
+                    None => "{\"max_reserved\": null}".to_owned(),
+                };
+                let got = q.configure(QUEUES[*queue], &json);
+                match max {
+                    Some(n) => {
+                        model.caps.insert(*queue, *n);
+                        model.queues.insert(*queue);
+                    }
+                    None => {
+                        model.caps.remove(queue);
+                    }
+                }
+                prop_assert_eq!(got, Ok(()), "{}", ctx);
+            }
             Op::Advance(ms) => {
                 clock.advance(*ms);
                 model.now += ms;
@@ -644,6 +691,8 @@ struct Coverage {
     batch_invalid: u64,
     /// Reserves on a paused queue.
     paused_reserves: u64,
+    /// Reserves on a queue at its max_reserved.
+    capped_reserves: u64,
     /// Kicks and keyed puts while a job of that queue sits expired on its
     /// last attempt and not yet promoted (the library must promote first).
     lazy_window: u64,

@@ -41,6 +41,12 @@ const NEXT_DUE: &str = "SELECT min(run_at) FROM (
         UNION ALL
         SELECT min(run_at) FROM jobs WHERE queue = ?1 AND state = 1)";
 
+/// A limited queue's live leases (sqlite::sql::reserved_now, for max_reserved).
+const RESERVED_NOW: &str = "SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 1 AND run_at > ?2";
+/// A queue's limits (sqlite::sql::limits), read by every reserve.
+const LIMITS: &str = "SELECT max_reserved, rate_jobs, rate_per_ms, window_start, window_count
+    FROM queue_limits WHERE queue = ?1";
+
 /// Dead jobs of a queue, oldest first (store::kick).
 const KICK_CANDIDATES: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 2 AND id > ?2 ORDER BY id LIMIT ?3";
 
@@ -79,6 +85,10 @@ fn check_hot_queries(conn: &Connection) {
     assert_uses(conn, "next due (scheduled)", NEXT_DUE, "jobs_scheduled");
     assert_uses(conn, "next due (leased)", NEXT_DUE, "jobs_leased");
     assert_uses(conn, "kick candidates", KICK_CANDIDATES, "jobs_dead");
+    assert_uses(conn, "live leases of a limited queue", RESERVED_NOW, "jobs_leased");
+    // The limits of a queue: one primary-key probe.
+    let limits = plan(conn, LIMITS);
+    assert!(limits.iter().any(|l| l.starts_with("SEARCH queue_limits USING PRIMARY KEY (queue=?)")), "{limits:?}");
     // The reserve's outer UPDATE finds its row by rowid.
     let reserve = plan(conn, RESERVE);
     assert!(reserve.iter().any(|l| l.contains("INTEGER PRIMARY KEY (rowid=?)")), "{reserve:?}");

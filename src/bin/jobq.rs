@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use jobq::{Config, Error, JobFilter, JobInfo, JobState, Put, PutOptions, Queue, Stats};
+use jobq::{Config, Error, JobFilter, JobInfo, JobState, Put, PutOptions, Queue, QueueCounts, Stats};
 
 /// See and repair a jobq queue file, also while other processes use it.
 #[derive(Parser)]
@@ -140,6 +140,18 @@ enum Command {
         file: FileArg,
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         queue: String,
+    },
+    /// Set or remove a queue's limits, for every process: a JSON object with
+    /// "max_reserved": N (at most N jobs reserved at once) and/or "rate":
+    /// {"jobs": N, "per_ms": M} (at most N deliveries per M ms); null removes
+    /// a limit, keys not given keep their value. Prints the queue's limits.
+    Config {
+        #[command(flatten)]
+        file: FileArg,
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        queue: String,
+        /// The change, e.g. '{"max_reserved": 4, "rate": {"jobs": 10, "per_ms": 1000}}'; '{}' only prints.
+        json: String,
     },
     /// Remove a job that is not currently reserved.
     Cancel {
@@ -276,6 +288,7 @@ impl Command {
             | Command::Schedule { file, .. }
             | Command::Unschedule { file, .. }
             | Command::Schedules { file, .. }
+            | Command::Config { file, .. }
             | Command::Cancel { file, .. }
             | Command::Purge { file, .. }
             | Command::Watch { file, .. }
@@ -347,6 +360,17 @@ fn run(command: Command) -> Outcome {
         Command::Resume { file, queue } => with_queue(&file.path, |q| {
             q.resume(&queue)?;
             Ok(writeln!(out, "resumed queue {}", escape(queue.as_bytes(), 80))?)
+        })?,
+        Command::Config { file, queue, json } => with_queue(&file.path, |q| {
+            q.configure(&queue, &json)?;
+            let stats = q.stats()?;
+            let cell = stats.queues.get(&queue).map(limits_cell).unwrap_or_else(|| "-".into());
+            let name = escape(queue.as_bytes(), 80);
+            if cell == "-" {
+                Ok(writeln!(out, "queue {name}: no limits")?)
+            } else {
+                Ok(writeln!(out, "queue {name}: {cell}")?)
+            }
         })?,
         Command::Schedule { file, name, queue, spec, payload, priority } => with_queue(&file.path, |q| {
             let opts = PutOptions { priority, ..PutOptions::default() };
@@ -515,10 +539,20 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
         return "(no queues)\n".into();
     }
     let mut header = vec!["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"];
+    // A LIMITS column only when a queue has limits (jobq config).
+    let limits = stats.queues.values().any(|c| c.limits.is_some());
+    if limits {
+        header.push("LIMITS");
+    }
     if rates.is_some() {
         header.extend(["READY Δ/s", "DEAD Δ/s"]);
     }
-    let mut table = Table::new(&header, &[false, true, true, true, true, false, true, true]);
+    let mut right = vec![false, true, true, true, true, false];
+    if limits {
+        right.push(false);
+    }
+    right.extend([true, true]);
+    let mut table = Table::new(&header, &right);
     for (name, c) in &stats.queues {
         let mut row = vec![
             escape(name.as_bytes(), 40),
@@ -528,6 +562,9 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
             c.dead.to_string(),
             if c.paused { "yes" } else { "no" }.to_string(),
         ];
+        if limits {
+            row.push(limits_cell(c));
+        }
         if let Some(rates) = rates {
             row.push(rates.per_queue(name, |c| c.ready));
             row.push(rates.per_queue(name, |c| c.dead));
@@ -535,6 +572,25 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
         table.row(row);
     }
     table.render()
+}
+
+/// A queue's limits in one word: `max=4,rate=10/1000ms,used=3` (`used`:
+/// deliveries in the rate window open now), `-` without limits.
+fn limits_cell(c: &QueueCounts) -> String {
+    let Some(limits) = c.limits else { return "-".into() };
+    let mut parts = Vec::new();
+    if let Some(max) = limits.max_reserved {
+        parts.push(format!("max={max}"));
+    }
+    if let Some(rate) = limits.rate {
+        parts.push(format!("rate={}/{}ms", rate.jobs, rate.per_ms));
+        parts.push(format!("used={}", c.rate_used.unwrap_or(0)));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn prometheus_text(stats: &Stats, created: u64) -> String {
@@ -552,6 +608,28 @@ fn prometheus_text(stats: &Stats, created: u64) -> String {
     );
     for (name, c) in &stats.queues {
         text.push_str(&format!("jobq_queue_paused{{queue=\"{}\"}} {}\n", prometheus_label(name), u8::from(c.paused)));
+    }
+    if stats.queues.values().any(|c| c.limits.is_some_and(|l| l.max_reserved.is_some())) {
+        text.push_str(
+            "# HELP jobq_queue_max_reserved The queue's cap on jobs reserved at once (queues with one).\n\
+             # TYPE jobq_queue_max_reserved gauge\n",
+        );
+        for (name, c) in &stats.queues {
+            if let Some(max) = c.limits.and_then(|l| l.max_reserved) {
+                text.push_str(&format!("jobq_queue_max_reserved{{queue=\"{}\"}} {max}\n", prometheus_label(name)));
+            }
+        }
+    }
+    if stats.queues.values().any(|c| c.rate_used.is_some()) {
+        text.push_str(
+            "# HELP jobq_queue_rate_used Deliveries in the queue's rate window open now (queues with a rate).\n\
+             # TYPE jobq_queue_rate_used gauge\n",
+        );
+        for (name, c) in &stats.queues {
+            if let Some(used) = c.rate_used {
+                text.push_str(&format!("jobq_queue_rate_used{{queue=\"{}\"}} {used}\n", prometheus_label(name)));
+            }
+        }
     }
     text.push_str(
         "# HELP jobq_jobs_created_total Jobs ever stored in the queue file, all queues (the last job id).\n\

@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
+use crate::qconfig::{self, LimitsPatch, QueueLimits};
 
 /// A job's state as seen at one moment. One classification for the stats,
 /// the listing and every backend: a scheduled job whose time has come is
@@ -140,6 +141,21 @@ pub struct QueueCounts {
     pub dead: u64,
     /// Paused (`Queue::pause`): it takes puts but delivers nothing until resumed.
     pub paused: bool,
+    /// Its delivery limits (`Queue::configure`), if it has any (stats JSON:
+    /// `"limits"`, absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<QueueLimits>,
+    /// With a rate limit: deliveries in the rate window open now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_used: Option<u64>,
+}
+
+impl QueueCounts {
+    /// Sets `limits` and `rate_used` from a limited queue's stored state at `now`.
+    pub(crate) fn set_limits(&mut self, stored: &qconfig::Stored, now: i64) {
+        self.limits = Some(stored.limits);
+        self.rate_used = stored.limits.rate.map(|_| stored.rate_used(now));
+    }
 }
 
 /// What a put did.
@@ -367,9 +383,24 @@ pub(crate) trait Store: Send + Sync {
     /// process and in the store's other clients.
     fn set_paused(&self, queue: &str, paused: bool) -> Result<()>;
 
+    /// Must provide: applies `patch` to the limits of `queue` (`Queue::configure`),
+    /// stored durably when this returns and seen by every client of the store.
+    /// `reserve` and `finish_and_reserve` enforce them in the transaction (or
+    /// statement) that leases: at most `max_reserved` jobs of the queue
+    /// reserved with a live lease, at most `rate.jobs` deliveries per fixed
+    /// window (see qconfig.rs), whoever leases. When a limit holds a reserve
+    /// back, its `next_due` says when the rate window ends (if that is what
+    /// holds it), and a finish that frees a slot of a limited queue wakes
+    /// waiting reserves (here and in the store's other clients); `next_due`
+    /// (watches) also says when a full rate window ends. Setting a limit on a
+    /// queue never used records it; removing the last limit of a queue keeps
+    /// nothing of its limits (the queue claims as an unlimited one). Wakes
+    /// waiting reserves (a raised limit may let them lease).
+    fn set_limits(&self, queue: &str, patch: &LimitsPatch) -> Result<()>;
+
     /// Must provide: the counts of every queue ever used (also empty
     /// ones, and paused ones), in name order, at this moment, each with
-    /// whether it is paused.
+    /// whether it is paused and its limits (`QueueCounts::set_limits`).
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>>;
 
     /// Must provide: the jobs matching `filter`, in id order, states as
@@ -386,7 +417,9 @@ pub(crate) trait Store: Send + Sync {
     fn last_job_id(&self) -> Result<u64>;
 
     /// Must provide, for watches: when (ms, the store's clock) the next
-    /// scheduled job or lease expiry of `queue` is due; `None` if none.
+    /// scheduled job or lease expiry of `queue` is due, or the end of a rate
+    /// window that allows no more deliveries (`Stored::blocked_until`),
+    /// whichever comes first; `None` if none.
     fn next_due(&self, queue: &str) -> Result<Option<i64>>;
 
     /// Must provide, for watches: `None` when the notifier given at open

@@ -66,6 +66,9 @@ pub(crate) struct Committer {
     pub wake: Arc<Wake>,
     pub owner: i64,
     known: Mutex<HashSet<Arc<str>>>,
+    /// Queues seen with limits: a finish that frees one of their reserved
+    /// slots wakes waiting reserves.
+    limited: Arc<super::Limited>,
 }
 
 pub(super) type Param = Box<dyn ToSql + Sync + Send>;
@@ -114,7 +117,7 @@ pub(super) async fn pipeline(steps: Vec<Step<'_>>) -> Vec<Rows> {
 enum Slot {
     Put { step: usize, keyed: bool },
     Batch { step: usize },
-    Finish { step: usize, wakes: bool },
+    Finish { step: usize, wakes: bool, frees: bool },
     Ack { id: i64, token: i64 },
 }
 
@@ -137,8 +140,9 @@ impl Committer {
         notifier: Arc<Notifier>,
         wake: Arc<Wake>,
         owner: i64,
+        limited: Arc<super::Limited>,
     ) -> Self {
-        Committer { pool, clock, notifier, wake, owner, known: Mutex::new(HashSet::new()) }
+        Committer { pool, clock, notifier, wake, owner, known: Mutex::new(HashSet::new()), limited }
     }
 
     /// The task: batches of queued requests until `Stop` or every sender is gone.
@@ -387,7 +391,9 @@ impl Committer {
                             ],
                         ),
                     };
-                    slots.push(Slot::Finish { step: calls.len(), wakes: finish.wakes() });
+                    // Touch frees no slot of a limited queue; the others do.
+                    let frees = !matches!(finish, Finish::Touch { .. });
+                    slots.push(Slot::Finish { step: calls.len(), wakes: finish.wakes(), frees });
                     calls.push((st, params));
                 }
             }
@@ -430,10 +436,16 @@ impl Committer {
             }
         }
         // Each delivery acked once: a second finish of it in the same batch is stale.
-        let mut acked: HashSet<(i64, i64)> = match ack_step {
-            Some(step) => results[step].iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect(),
-            None => HashSet::new(),
-        };
+        let mut acked: HashSet<(i64, i64)> = HashSet::new();
+        if let Some(step) = ack_step {
+            for r in &results[step] {
+                acked.insert((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?));
+                let q: &str = r.try_get(2)?;
+                if self.limited.contains(q) {
+                    wake.push(Arc::from(q));
+                }
+            }
+        }
         let mut answers = Vec::with_capacity(writes.len());
         for (slot, w) in slots.iter().zip(writes) {
             let answer = match *slot {
@@ -465,11 +477,13 @@ impl Committer {
                     ids.sort_unstable();
                     Answer::Batch(ids)
                 }
-                Slot::Finish { step, wakes } => {
+                Slot::Finish { step, wakes, frees } => {
                     let row = results[step].first();
-                    if let (Some(row), true) = (row, wakes) {
-                        let q: String = row.try_get(0)?;
-                        wake.push(Arc::from(q));
+                    if let Some(row) = row {
+                        let q: &str = row.try_get(0)?;
+                        if wakes || (frees && self.limited.contains(q)) {
+                            wake.push(Arc::from(q));
+                        }
                     }
                     Answer::Finish(row.is_some())
                 }

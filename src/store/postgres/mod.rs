@@ -43,6 +43,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
+use crate::qconfig::{earliest, LimitsPatch, QueueLimits, Rate, Stored};
 use crate::store::{
     Attempt, Delivery, DueSchedule, Env, Finish, JobFilter, JobInfo, JobState, NewJob, NewSchedule, Outcome, Put,
     QueueCounts, ReserveIf, ScheduleInfo, Store,
@@ -59,6 +60,8 @@ const POLL_MS: u64 = 5;
 /// client killed between its commit and its NOTIFY (or a NOTIFY lost any
 /// other way) delays a wakeup by at most this much, not by the whole wait.
 const LISTEN_RECHECK_MS: u64 = 1000;
+/// How soon a reserve held back by a queue's limits looks again at most.
+const LIMITED_RECHECK_MS: u64 = 100;
 /// How often a watch turns readable by itself when it cannot count on
 /// notifications (each time, the loop runs a reserve).
 const WATCH_POLL_MS: u64 = 20;
@@ -110,6 +113,8 @@ pub(crate) struct PgStore {
     /// Wakes the scheduler task (a schedule changed here, or close).
     schedule_poke: Arc<tokio::sync::Notify>,
     schedule_stop: Arc<AtomicBool>,
+    /// Queues seen with limits (shared with the committer).
+    limited: Arc<Limited>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -160,7 +165,9 @@ impl PgStore {
             Ok::<_, Error>((first, session_client, autovacuum))
         })?;
         let pool = Arc::new(Pool::new(settings.clone(), config.pool_size, first));
-        let committer = Committer::new(pool.clone(), env.clock.clone(), env.notifier.clone(), wake.clone(), owner);
+        let limited = Arc::new(Limited::default());
+        let committer =
+            Committer::new(pool.clone(), env.clock.clone(), env.notifier.clone(), wake.clone(), owner, limited.clone());
         let (writes, rx) = mpsc::unbounded_channel();
         let schedule_poke = Arc::new(tokio::sync::Notify::new());
         let schedule_stop = Arc::new(AtomicBool::new(false));
@@ -195,6 +202,7 @@ impl PgStore {
             self_vacuum: AtomicBool::new(autovacuum == "off"),
             schedule_poke,
             schedule_stop,
+            limited,
         })
     }
 
@@ -242,16 +250,19 @@ impl PgStore {
         if want == 0 {
             return Ok(attempt);
         }
+        let limited = &*self.limited;
         let (mut got, mut next_due) =
-            self.pool.run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
+            self.pool.run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner, limited).await).await?;
         if got.is_empty() && self.scan.due() {
             let reclaimed = self
                 .pool
                 .run(async |c| owner::reclaim(c, &self.scan, queue, self.clock.now_ms(), self.owner).await)
                 .await?;
             if reclaimed > 0 {
-                (got, next_due) =
-                    self.pool.run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner).await).await?;
+                (got, next_due) = self
+                    .pool
+                    .run_fast(async |c| claim_round(c, &*self.clock, queue, want, self.owner, limited).await)
+                    .await?;
                 if reclaimed as usize > got.len() {
                     self.wake_queue(queue);
                 }
@@ -270,6 +281,12 @@ impl PgStore {
             }
             if self.scan.others_alive() {
                 recheck = recheck.min(owner::SCAN_MS);
+            }
+            if self.limited.contains(queue) {
+                // A client that does not know the queue is limited (its
+                // limits came after its last claim of it) frees a slot
+                // without a NOTIFY: look again soon anyway.
+                recheck = recheck.min(LIMITED_RECHECK_MS);
             }
             attempt.recheck_ms = Some(recheck);
         }
@@ -432,14 +449,89 @@ async fn fire_due(c: &mut Conn, clock: &dyn Clock, durable: bool) -> std::result
     Ok(queues)
 }
 
-/// Promote, claim and next-due of one queue, pipelined.
+/// Most queue names a handle remembers as limited.
+const MAX_LIMITED: usize = 4096;
+
+/// The queues this handle has seen with limits: their claims go straight
+/// to the locked round (`claim_limited`), and their finishes that free a
+/// reserved slot wake waiting reserves (here and, by NOTIFY, elsewhere).
+/// Only a hint: every claim of an unlimited queue checks in its own
+/// statement that the queue has no limits, and a locked round of a queue
+/// whose limits were removed claims as an unlimited one.
+#[derive(Default)]
+pub(crate) struct Limited(Mutex<std::collections::HashSet<Arc<str>>>);
+
+impl Limited {
+    pub(crate) fn contains(&self, queue: &str) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(queue)
+    }
+
+    fn set(&self, queue: &str, limited: bool) {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !limited {
+            set.remove(queue);
+        } else if set.len() < MAX_LIMITED && !set.contains(queue) {
+            set.insert(queue.into());
+        }
+    }
+}
+
+/// A limited queue's stored state from `cols` (at `at`: max_reserved,
+/// rate_jobs, rate_per_ms, window_start, window_count).
+fn stored_of(r: &Row, at: usize) -> std::result::Result<Stored, tokio_postgres::Error> {
+    let n = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+    let rate = match (n(r.try_get(at + 1)?), n(r.try_get(at + 2)?)) {
+        (Some(jobs), Some(per_ms)) => Some(Rate { jobs, per_ms }),
+        _ => None,
+    };
+    Ok(Stored {
+        limits: QueueLimits { max_reserved: n(r.try_get(at)?), rate },
+        window_start: r.try_get::<_, Option<i64>>(at + 3)?.unwrap_or(0),
+        window_count: n(r.try_get(at + 4)?).unwrap_or(0),
+    })
+}
+
+/// The deliveries of claimed rows, in (priority, id) order.
+fn deliveries(rows: &[Row]) -> std::result::Result<Vec<Delivery>, Fail> {
+    let mut got = Vec::with_capacity(rows.len());
+    for r in rows {
+        let delivery = Delivery {
+            id: r.try_get::<_, i64>(0)? as u64,
+            attempt: r.try_get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
+            token: r.try_get(3)?,
+            lease_ms: r.try_get::<_, i64>(4)?.max(0) as u64,
+            payload: r.try_get(5)?,
+        };
+        got.push(((r.try_get::<_, i32>(1)?, delivery.id), delivery));
+    }
+    // RETURNING does not keep the claim's order: (priority, id) again.
+    got.sort_unstable_by_key(|(key, _)| *key);
+    Ok(got.into_iter().map(|(_, d)| d).collect())
+}
+
+/// When something of `queue` next becomes due (`NEXT_DUE`), and its
+/// limits if it has any.
+async fn next_due_of(c: &mut Conn, queue: &str) -> std::result::Result<(Option<i64>, Option<Stored>), Fail> {
+    let next = c.prep(sql::NEXT_DUE).await?;
+    let row = c.client.query_one(&next, &[&queue]).await?;
+    let due = row.try_get::<_, Option<i64>>(0)?;
+    let stored = if row.try_get::<_, bool>(6)? { Some(stored_of(&row, 1)?) } else { None };
+    Ok((due, stored))
+}
+
+/// Promote, claim and next-due of one queue, pipelined; a limited queue's
+/// claim goes through `claim_limited`.
 async fn claim_round(
     c: &mut Conn,
     clock: &dyn Clock,
     queue: &str,
     want: usize,
     owner: i64,
+    limited: &Limited,
 ) -> std::result::Result<(Vec<Delivery>, Option<i64>), Fail> {
+    if limited.contains(queue) {
+        return claim_limited(c, clock, queue, want, owner, limited).await;
+    }
     let promote = c.prep(sql::PROMOTE_DUE).await?;
     let claim = c.prep(sql::CLAIM).await?;
     let now = clock.now_ms();
@@ -463,27 +555,90 @@ async fn claim_round(
         results.push(r?);
     }
     let rows = std::mem::take(&mut results[2]);
-    let next_due = if rows.len() < want {
-        let next = c.prep(sql::NEXT_DUE).await?;
-        c.client.query_one(&next, &[&queue]).await?.try_get::<_, Option<i64>>(0)?
-    } else {
-        None
-    };
-    let mut got = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let delivery = Delivery {
-            id: r.try_get::<_, i64>(0)? as u64,
-            attempt: r.try_get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
-            token: r.try_get(3)?,
-            lease_ms: r.try_get::<_, i64>(4)?.max(0) as u64,
-            payload: r.try_get(5)?,
-        };
-        got.push(((r.try_get::<_, i32>(1)?, delivery.id), delivery));
+    let mut next_due = None;
+    if rows.len() < want {
+        let (due, stored) = next_due_of(c, queue).await?;
+        if let Some(stored) = stored {
+            // The claim found the queue limited and leased nothing: the
+            // locked round, now and from now on.
+            limited.set(queue, true);
+            if rows.is_empty() {
+                return claim_limited(c, clock, queue, want, owner, limited).await;
+            }
+            next_due = earliest(due, stored.blocked_until(now));
+        } else {
+            next_due = due;
+        }
     }
-    // RETURNING does not keep the claim's order: (priority, id) again.
-    got.sort_unstable_by_key(|(key, _)| *key);
-    let got = got.into_iter().map(|(_, d)| d).collect();
-    Ok((got, next_due))
+    Ok((deliveries(&rows)?, next_due))
+}
+
+/// The claim of a limited queue: in one transaction, lock its limits row
+/// (concurrent claims of the queue, from any client, wait for each other
+/// here), count its live leases with a snapshot taken after the lock, and
+/// claim what the limits allow, counting the deliveries in the rate window.
+/// Two round trips.
+async fn claim_limited(
+    c: &mut Conn,
+    clock: &dyn Clock,
+    queue: &str,
+    want: usize,
+    owner: i64,
+    limited: &Limited,
+) -> std::result::Result<(Vec<Delivery>, Option<i64>), Fail> {
+    let promote = c.prep(sql::PROMOTE_DUE).await?;
+    let lock = c.prep(sql::LOCK_LIMITS).await?;
+    let count = c.prep(sql::RESERVED_NOW).await?;
+    let claim = c.prep(sql::CLAIM_LIMITED).await?;
+    let now = clock.now_ms();
+    let queue_p: Vec<Param> = vec![Box::new(queue.to_string())];
+    let at_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now)];
+    let client = &c.client;
+    let steps = vec![
+        simple(client, "BEGIN"),
+        query(client, &promote, &at_p),
+        query(client, &lock, &queue_p),
+        query(client, &count, &at_p),
+    ];
+    let mut results = Vec::with_capacity(4);
+    for r in pipeline(steps).await {
+        results.push(r?);
+    }
+    let stored = match results[2].first() {
+        Some(row) => Some(stored_of(row, 0)?),
+        None => None,
+    };
+    limited.set(queue, stored.is_some());
+    let reserved = match results[3].first() {
+        Some(row) => row.try_get::<_, i64>(0)?.max(0) as u64,
+        None => 0,
+    };
+    let allowed = stored.map_or(want, |s| s.allowance(now, reserved, want));
+    let mut rows = Vec::new();
+    if allowed > 0 {
+        let fresh = stored.is_some_and(|s| s.window_over(now));
+        let claim_p: Vec<Param> = vec![
+            Box::new(queue.to_string()),
+            Box::new(now),
+            Box::new(allowed.min(i64::MAX as usize) as i64),
+            Box::new(owner),
+            Box::new(fresh),
+        ];
+        let steps = vec![query(client, &claim, &claim_p), simple(client, "COMMIT")];
+        let mut results = Vec::with_capacity(2);
+        for r in pipeline(steps).await {
+            results.push(r?);
+        }
+        rows = std::mem::take(&mut results[0]);
+    } else {
+        client.batch_execute("COMMIT").await?;
+    }
+    let mut next_due = None;
+    if rows.len() < want {
+        let (due, after) = next_due_of(c, queue).await?;
+        next_due = earliest(due, after.and_then(|s| s.blocked_until(now)));
+    }
+    Ok((deliveries(&rows)?, next_due))
 }
 
 fn job_info(r: &Row) -> std::result::Result<JobInfo, tokio_postgres::Error> {
@@ -701,15 +856,60 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    fn set_limits(&self, queue: &str, patch: &LimitsPatch) -> Result<()> {
+        let i = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+        let (set_max, max) = (patch.max_reserved.is_some(), i(patch.max_reserved.flatten()));
+        let rate = patch.rate.flatten();
+        let (set_rate, jobs, per_ms) = (patch.rate.is_some(), i(rate.map(|r| r.jobs)), i(rate.map(|r| r.per_ms)));
+        self.block(self.pool.run(async |c| {
+            let upsert = c.prep(sql::UPSERT_LIMITS).await?;
+            let drop_empty = c.prep(sql::DROP_EMPTY_LIMITS).await?;
+            let record = c.prep(sql::RECORD_LIMITED).await?;
+            let now = self.clock.now_ms();
+            let queue_p: Vec<Param> = vec![Box::new(queue.to_string())];
+            let upsert_p: Vec<Param> = vec![
+                Box::new(queue.to_string()),
+                Box::new(set_max),
+                Box::new(max),
+                Box::new(set_rate),
+                Box::new(jobs),
+                Box::new(per_ms),
+            ];
+            let record_p: Vec<Param> = vec![Box::new(queue.to_string()), Box::new(now)];
+            let client = &c.client;
+            let steps = vec![
+                simple(client, "BEGIN"),
+                query(client, &upsert, &upsert_p),
+                query(client, &drop_empty, &queue_p),
+                query(client, &record, &record_p),
+                simple(client, "COMMIT"),
+            ];
+            for r in pipeline(steps).await {
+                r?;
+            }
+            Ok(())
+        }))?;
+        // A hint (see Limited): the next claim of the queue learns whether it still has limits.
+        self.limited.set(queue, true);
+        // Waiting reserves here and (NOTIFY) in other clients look again.
+        self.wake_queue(queue);
+        Ok(())
+    }
+
     fn counts(&self) -> Result<Vec<(String, QueueCounts)>> {
         static COUNTS: OnceLock<String> = OnceLock::new();
         let counts_sql: &'static str = COUNTS.get_or_init(sql::counts);
         self.block(self.pool.run(async |c| {
             let names = c.prep(sql::QUEUE_NAMES).await?;
             let counts = c.prep(counts_sql).await?;
+            let limits = c.prep(sql::ALL_LIMITS).await?;
             let now = self.clock.now_ms();
-            let (names, rows) =
-                futures_util::future::try_join(c.client.query(&names, &[]), c.client.query(&counts, &[&now])).await?;
+            let (names, rows, limits) = futures_util::future::try_join3(
+                c.client.query(&names, &[]),
+                c.client.query(&counts, &[&now]),
+                c.client.query(&limits, &[]),
+            )
+            .await?;
             let mut all = BTreeMap::new();
             for r in &names {
                 let paused = r.try_get::<_, bool>(1)?;
@@ -718,7 +918,18 @@ impl Store for PgStore {
             for r in &rows {
                 let n = |i: usize| r.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
                 let c: &mut QueueCounts = all.entry(r.try_get::<_, String>(0)?).or_default();
-                *c = QueueCounts { ready: n(1)?, scheduled: n(2)?, reserved: n(3)?, dead: n(4)?, paused: c.paused };
+                *c = QueueCounts {
+                    ready: n(1)?,
+                    scheduled: n(2)?,
+                    reserved: n(3)?,
+                    dead: n(4)?,
+                    paused: c.paused,
+                    ..QueueCounts::default()
+                };
+            }
+            for r in &limits {
+                let stored = stored_of(r, 1)?;
+                all.entry(r.try_get::<_, String>(0)?).or_default().set_limits(&stored, now);
             }
             Ok(all.into_iter().collect())
         }))
@@ -782,8 +993,8 @@ impl Store for PgStore {
 
     fn next_due(&self, queue: &str) -> Result<Option<i64>> {
         self.block(self.pool.run(async |c| {
-            let st = c.prep(sql::NEXT_DUE).await?;
-            Ok(c.client.query_one(&st, &[&queue]).await?.try_get::<_, Option<i64>>(0)?)
+            let (due, stored) = next_due_of(c, queue).await?;
+            Ok(earliest(due, stored.and_then(|s| s.blocked_until(self.clock.now_ms()))))
         }))
     }
 

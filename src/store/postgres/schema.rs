@@ -13,7 +13,8 @@ use crate::error::Error;
 /// Bumped on every schema change that older jobq builds must not ignore;
 /// stored in `meta`. 1: the first; 2: `queues.paused` (an older build would
 /// deliver from a paused queue, so it refuses the store); 3: `schedules`
-/// (periodic jobs; an older build would not fire them). An open by this
+/// (periodic jobs; an older build would not fire them) and `queue_limits`
+/// (an older build would deliver past a queue's limits). An open by this
 /// build upgrades an older store in place (`upgrade`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
@@ -41,6 +42,28 @@ fn ddl_v3_schedules(s: &str) -> String {
         CREATE INDEX IF NOT EXISTS schedules_next ON {s}.schedules (next_slot) WHERE next_slot IS NOT NULL;"
     )
 }
+
+/// Schema v3, per-queue limits (`Queue::configure`): one row per queue that
+/// has a limit, with its fixed rate window (see qconfig.rs). A claim of a
+/// limited queue locks its row (FOR UPDATE), so concurrent claims of it
+/// count each other's deliveries; unlimited queues have no row and their
+/// claims lock nothing. Both in a new store's schema and in the upgrade.
+fn limits_ddl(s: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {s}.queue_limits (
+            queue        text PRIMARY KEY,
+            -- NULL: no cap on the jobs reserved with a live lease at once
+            max_reserved bigint,
+            -- NULL (both): no rate limit; else at most rate_jobs per rate_per_ms
+            rate_jobs    bigint,
+            rate_per_ms  bigint,
+            -- the current (or last) rate window: when it opened, deliveries in it
+            window_start bigint NOT NULL DEFAULT 0,
+            window_count bigint NOT NULL DEFAULT 0
+        );"
+    )
+}
+
 /// `meta.value` of key `store` in a jobq store.
 const MARKER: &str = "jobq";
 
@@ -127,6 +150,7 @@ pub(crate) async fn prepare(client: &Client, settings: &Settings) -> Result<(), 
         }
         client.batch_execute(&ddl(&s)).await?;
         client.batch_execute(&ddl_v3_schedules(&s)).await?;
+        client.batch_execute(&limits_ddl(&s)).await?;
         Ok(())
     }
     .await;
@@ -209,6 +233,10 @@ async fn upgrade(client: &Client, s: &str, version: i64) -> Result<(), Fail> {
     }
     if version < 3 {
         client.batch_execute(&ddl_v3_schedules(s)).await?;
+    }
+    // Schema v3: per-queue limits.
+    if version < 3 {
+        client.batch_execute(&limits_ddl(s)).await?;
     }
     client.batch_execute(&format!("UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'version'")).await?;
     Ok(())

@@ -96,20 +96,82 @@ pub(crate) const PROMOTE_DUE: &str = "WITH s AS (
 /// Leases up to $3 ready jobs of queue $1 at time $2 for owner $4; none
 /// while the queue is paused (read by this statement's snapshot: a pause
 /// that committed before it holds for every client; an uncorrelated
-/// subquery, run once as an InitPlan).
+/// subquery, run once as an InitPlan), nor when the queue has limits (its
+/// claims go through `LOCK_LIMITS` and `CLAIM_LIMITED`; `NEXT_DUE` tells).
 pub(crate) const CLAIM: &str = "WITH c AS MATERIALIZED (
         SELECT id FROM jobs WHERE queue = $1::text AND state = 0
            AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1::text AND paused)
+           AND NOT EXISTS (SELECT 1 FROM queue_limits WHERE queue = $1::text)
          ORDER BY priority, id LIMIT $3::int8 FOR UPDATE SKIP LOCKED)
      UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
             lease_until = $2::int8 + lease_ms, lease_owner = $4::int8, updated_at = $2::int8
        FROM c WHERE jobs.id = c.id
      RETURNING jobs.id, jobs.priority, jobs.attempts, jobs.lease_token, jobs.lease_ms, jobs.payload";
 
-/// When something of queue $1 next becomes due by time alone.
+/// The limits of queue $1, its row locked until the claim's transaction
+/// ends: claims of a limited queue take turns, each counting (in the next
+/// statement, whose snapshot is taken after the lock) what the one before
+/// it leased. No row: no limits (and nothing locked).
+pub(crate) const LOCK_LIMITS: &str = "SELECT max_reserved, rate_jobs, rate_per_ms, window_start, window_count
+       FROM queue_limits WHERE queue = $1::text FOR UPDATE";
+
+/// Jobs of queue $1 reserved with a live lease at time $2.
+pub(crate) const RESERVED_NOW: &str =
+    "SELECT count(*) FROM jobs WHERE queue = $1::text AND state = 1 AND lease_until > $2::int8";
+
+/// `CLAIM` for a limited queue whose row `LOCK_LIMITS` holds: $3 is what
+/// the limits allow; counts the deliveries in the rate window ($5: the
+/// window ended, this claim opens a new one at $2).
+pub(crate) const CLAIM_LIMITED: &str = "WITH c AS MATERIALIZED (
+        SELECT id FROM jobs WHERE queue = $1::text AND state = 0
+           AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1::text AND paused)
+         ORDER BY priority, id LIMIT $3::int8 FOR UPDATE SKIP LOCKED),
+     u AS (
+        UPDATE jobs SET state = 1, attempts = attempts + 1, lease_token = lease_token + 1,
+               lease_until = $2::int8 + lease_ms, lease_owner = $4::int8, updated_at = $2::int8
+          FROM c WHERE jobs.id = c.id
+        RETURNING jobs.id, jobs.priority, jobs.attempts, jobs.lease_token, jobs.lease_ms, jobs.payload),
+     w AS (
+        UPDATE queue_limits SET window_start = CASE WHEN $5::bool THEN $2::int8 ELSE window_start END,
+               window_count = CASE WHEN $5::bool THEN 0 ELSE window_count END + (SELECT count(*) FROM u)
+         WHERE queue = $1::text AND rate_per_ms IS NOT NULL AND EXISTS (SELECT 1 FROM u)
+        RETURNING 1)
+     SELECT id, priority, attempts, lease_token, lease_ms, payload FROM u";
+
+/// Applies a change to the limits of queue $1: $2 whether to set
+/// max_reserved to $3 (NULL: none), $4 whether to set the rate to $5 jobs
+/// per $6 ms (NULL: none; a removed rate forgets its window). Then
+/// `DROP_EMPTY_LIMITS` and `RECORD_LIMITED`, in one transaction.
+pub(crate) const UPSERT_LIMITS: &str = "INSERT INTO queue_limits (queue, max_reserved, rate_jobs, rate_per_ms)
+     VALUES ($1::text, CASE WHEN $2::bool THEN $3::int8 END, CASE WHEN $4::bool THEN $5::int8 END,
+             CASE WHEN $4::bool THEN $6::int8 END)
+     ON CONFLICT (queue) DO UPDATE SET
+        max_reserved = CASE WHEN $2::bool THEN $3::int8 ELSE queue_limits.max_reserved END,
+        rate_jobs = CASE WHEN $4::bool THEN $5::int8 ELSE queue_limits.rate_jobs END,
+        rate_per_ms = CASE WHEN $4::bool THEN $6::int8 ELSE queue_limits.rate_per_ms END,
+        window_start = CASE WHEN $4::bool AND $5::int8 IS NULL THEN 0 ELSE queue_limits.window_start END,
+        window_count = CASE WHEN $4::bool AND $5::int8 IS NULL THEN 0 ELSE queue_limits.window_count END";
+
+/// A queue left without limits keeps no row. $1 queue.
+pub(crate) const DROP_EMPTY_LIMITS: &str =
+    "DELETE FROM queue_limits WHERE queue = $1::text AND max_reserved IS NULL AND rate_jobs IS NULL";
+
+/// A queue given limits is recorded (stats list it). $1 queue, $2 now.
+pub(crate) const RECORD_LIMITED: &str = "INSERT INTO queues (name, created_at)
+     SELECT $1::text, $2::int8 WHERE EXISTS (SELECT 1 FROM queue_limits WHERE queue = $1::text)
+     ON CONFLICT (name) DO NOTHING";
+
+/// Every limited queue's limits.
+pub(crate) const ALL_LIMITS: &str =
+    "SELECT queue, max_reserved, rate_jobs, rate_per_ms, window_start, window_count FROM queue_limits";
+
+/// When something of queue $1 next becomes due by time alone, and the
+/// queue's limits (`LOCK_LIMITS`'s columns, then whether it has any).
 pub(crate) const NEXT_DUE: &str = "SELECT least(
         (SELECT min(run_at) FROM jobs WHERE queue = $1::text AND state = 3),
-        (SELECT min(lease_until) FROM jobs WHERE queue = $1::text AND state = 1))";
+        (SELECT min(lease_until) FROM jobs WHERE queue = $1::text AND state = 1)),
+        l.max_reserved, l.rate_jobs, l.rate_per_ms, l.window_start, l.window_count, l.queue IS NOT NULL
+       FROM (SELECT 1) AS one LEFT JOIN queue_limits l ON l.queue = $1::text";
 
 /// Reclaims the reserved jobs of queue $1 whose owner (a handle's session
 /// advisory lock on its owner id) is held by no session any more: same
@@ -138,10 +200,11 @@ pub(crate) const RECLAIM_DEAD_OWNERS: &str = "WITH holders AS (
 // lease expired on its last attempt) cannot be revived by fail, release or
 // touch. Each answers the job's queue (for wakeups).
 
-/// Batched acks: $1 ids, $2 tokens; answers the (id, token) pairs deleted.
+/// Batched acks: $1 ids, $2 tokens; answers the (id, token) pairs deleted
+/// and their queues (an ack of a limited queue wakes its waiters).
 pub(crate) const ACK_MANY: &str = "DELETE FROM jobs USING unnest($1::int8[], $2::int8[]) AS f(id, token)
      WHERE jobs.id = f.id AND jobs.lease_token = f.token
-     RETURNING jobs.id, jobs.lease_token";
+     RETURNING jobs.id, jobs.lease_token, jobs.queue";
 
 /// $1 id, $2 token, $3 retry at, $4 now, $5 reason.
 pub(crate) const FAIL: &str = "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,

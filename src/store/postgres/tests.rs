@@ -11,6 +11,7 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::notify::Notifier;
+use crate::qconfig::{LimitsPatch, Rate};
 use crate::store::{Env, Finish, JobFilter, JobState, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, Store};
 
 fn base_url() -> String {
@@ -256,8 +257,11 @@ fn a_store_of_the_first_schema_is_upgraded_in_place() {
     let st = open(&s, Arc::new(SystemClock));
     let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
     st.close();
-    // Back to version 1 by hand: its schema is this one without queues.paused.
+    // Back to version 1 by hand: its schema is this one without queues.paused
+    // (version 2) and queue_limits (version 3).
     admin(&format!("ALTER TABLE {}.queues DROP COLUMN paused", s.0));
+    admin(&format!("DROP TABLE {}.queue_limits", s.0));
+    admin(&format!("DROP TABLE {}.schedules", s.0));
     admin(&format!("UPDATE {}.meta SET value = '1' WHERE key = 'version'", s.0));
     let st = open(&s, Arc::new(SystemClock));
     assert_eq!(counts_of(&st, "old"), QueueCounts { ready: 1, ..Default::default() });
@@ -271,6 +275,74 @@ fn a_store_of_the_first_schema_is_upgraded_in_place() {
     st.set_paused("old", false).unwrap();
     assert_eq!(st.reserve(&q("old"), 1).unwrap().first.map(|d| d.id), Some(id));
     st.close();
+}
+
+#[test]
+fn a_store_of_schema_2_is_upgraded_in_place() {
+    let s = Schema::new("v2");
+    let st = open(&s, Arc::new(SystemClock));
+    let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
+    st.put(job("old"), b"second".to_vec()).unwrap();
+    st.close();
+    // Back to version 2 by hand: its schema is this one without the v3 tables.
+    admin(&format!("DROP TABLE {}.queue_limits", s.0));
+    admin(&format!("DROP TABLE {}.schedules", s.0));
+    admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
+    let st = open(&s, Arc::new(SystemClock));
+    assert_eq!(counts_of(&st, "old"), QueueCounts { ready: 2, ..Default::default() });
+    let cap = LimitsPatch { max_reserved: Some(Some(1)), ..Default::default() };
+    st.set_limits("old", &cap).unwrap();
+    assert_eq!(st.reserve(&q("old"), 5).unwrap().first.map(|d| d.id), Some(id));
+    assert_eq!(st.reserve(&q("old"), 5).unwrap().len(), 0, "capped at 1");
+    st.close();
+    let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
+    assert_eq!(version[0].get::<_, String>(0), "3", "upgraded: a jobq that knows only version 2 refuses it");
+    let st = open(&s, Arc::new(SystemClock));
+    assert_eq!(counts_of(&st, "old").limits.and_then(|l| l.max_reserved), Some(1), "the limit is stored");
+    st.close();
+}
+
+/// Concurrent claims of a limited queue from several handles (each its own
+/// connections, as separate hosts would be) never lease past the cap, and
+/// the rate window counts every client's deliveries.
+#[test]
+fn limits_hold_across_handles() {
+    let s = Schema::new("limits");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let handles: Vec<PgStore> = (0..3).map(|_| open(&s, clock.clone())).collect();
+    for _ in 0..20 {
+        handles[0].put(job("l"), b"x".to_vec()).unwrap();
+    }
+    let cap = LimitsPatch { max_reserved: Some(Some(4)), ..Default::default() };
+    handles[1].set_limits("l", &cap).unwrap();
+    let leased: usize = std::thread::scope(|sc| {
+        let tasks: Vec<_> = handles
+            .iter()
+            .map(|h| sc.spawn(move || (0..4).map(|_| h.reserve(&q("l"), 3).unwrap().len()).sum::<usize>()))
+            .collect();
+        tasks.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(leased, 4, "all clients together lease up to the cap");
+    assert_eq!(counts_of(&handles[2], "l").reserved, 4);
+    // Leases that expire free their slots.
+    clock.advance(60_000);
+    assert_eq!(handles[2].reserve(&q("l"), 10).unwrap().len(), 4);
+    // A rate: 3 per 100 ms of the store's clock, counted over all clients.
+    let rate = LimitsPatch { max_reserved: Some(None), rate: Some(Some(Rate { jobs: 3, per_ms: 100 })) };
+    handles[0].set_limits("l", &rate).unwrap();
+    clock.advance(60_000);
+    assert_eq!(handles[0].reserve(&q("l"), 2).unwrap().len(), 2);
+    let short = handles[1].reserve(&q("l"), 2).unwrap();
+    assert_eq!(short.len(), 1);
+    assert_eq!(short.next_due, Some(clock.now_ms() + 100), "the window's end");
+    assert_eq!(handles[2].reserve(&q("l"), 2).unwrap().len(), 0);
+    assert_eq!(handles[2].next_due("l").unwrap(), Some(clock.now_ms() + 100));
+    assert_eq!(counts_of(&handles[2], "l").rate_used, Some(3));
+    clock.advance(100);
+    assert_eq!(handles[2].reserve(&q("l"), 5).unwrap().len(), 3, "a new window");
+    for h in handles {
+        h.close();
+    }
 }
 
 #[test]
@@ -598,13 +670,14 @@ fn schedules_fire_each_slot_once_across_handles() {
 }
 
 #[test]
-fn a_store_of_schema_2_is_upgraded_in_place() {
+fn a_store_of_schema_2_is_upgraded_in_place_with_schedules() {
     let s = Schema::new("v2");
     let st = open(&s, Arc::new(SystemClock));
     st.put(job("old"), b"old job".to_vec()).unwrap();
     st.close();
-    // Back to version 2 by hand: this schema without the schedules table.
+    // Back to version 2 by hand: this schema without the v3 tables.
     admin(&format!("DROP TABLE {}.schedules", s.0));
+    admin(&format!("DROP TABLE {}.queue_limits", s.0));
     admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
     let clock = Arc::new(ManualClock::new(1_000_000));
     let st = open(&s, clock.clone());

@@ -41,6 +41,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Durability, Wakeups};
 use crate::error::{Error, Result};
 use crate::notify::{Notifier, MAX_POLL, MIN_POLL};
+use crate::qconfig::{earliest, LimitsPatch, Stored};
 use crate::store::{
     Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, NewSchedule, Outcome, Put, QueueCounts, ReserveIf,
     ScheduleInfo, Store,
@@ -82,6 +83,10 @@ pub(crate) struct SqliteStore {
     known: Mutex<HashSet<Arc<str>>>,
     /// The scheduler thread, woken when this handle changes a schedule.
     scheduler: Option<std::thread::Thread>,
+    /// Whether a reserve of this handle met a queue with limits: from then
+    /// on, every finish that frees a reserved slot wakes waiting reserves
+    /// (a finish does not know its job's queue).
+    limited: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -152,7 +157,14 @@ impl SqliteStore {
             }),
             known: Mutex::new(HashSet::new()),
             scheduler,
+            limited: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Whether `finish` must wake waiting reserves: it may make a job ready,
+    /// or it frees a reserved slot and this handle has met limited queues.
+    fn finish_wakes(&self, finish: &Finish) -> bool {
+        finish.wakes() || (!matches!(finish, Finish::Touch { .. }) && self.limited.load(SeqCst))
     }
 
     fn is_known(&self, queue: &str) -> bool {
@@ -347,14 +359,16 @@ impl Store for SqliteStore {
     }
 
     fn reserve(&self, queue: &Arc<str>, want: usize) -> Result<Attempt> {
-        let (name, owner, scan) = (queue.clone(), self.owner.clone(), self.owner_scan.clone());
-        self.writer.submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan, want))
+        let (name, owner, scan, limited) =
+            (queue.clone(), self.owner.clone(), self.owner_scan.clone(), self.limited.clone());
+        self.writer
+            .submit(false, false, move |conn, now| attempt_reserve(conn, now, &name, &owner, &scan, &limited, want))
     }
 
     fn finish(&self, id: u64, token: i64, finish: Finish) -> Result<bool> {
         // No finish needs an fsync before it returns: if a power loss undoes
         // one, the job is delivered again (at-least-once), never lost.
-        let wakes = finish.wakes();
+        let wakes = self.finish_wakes(&finish);
         self.writer.submit(false, wakes, move |conn, now| sql::finish(conn, id, token, &finish, now))
     }
 
@@ -365,15 +379,16 @@ impl Store for SqliteStore {
         want: usize,
         when: ReserveIf,
     ) -> Result<(Vec<bool>, Attempt)> {
-        let wakes = outcomes.iter().any(|(_, _, f)| f.wakes());
-        let (name, owner, scan) = (queue.clone(), self.owner.clone(), self.owner_scan.clone());
+        let wakes = outcomes.iter().any(|(_, _, f)| self.finish_wakes(f));
+        let (name, owner, scan, limited) =
+            (queue.clone(), self.owner.clone(), self.owner_scan.clone(), self.limited.clone());
         self.writer.submit(false, wakes, move |conn, now| {
             let current = outcomes
                 .iter()
                 .map(|(id, token, finish)| sql::finish(conn, *id, *token, finish, now))
                 .collect::<Result<Vec<bool>>>()?;
             let want = if when == ReserveIf::AllCurrent && current.contains(&false) { 0 } else { want };
-            Ok((current, attempt_reserve(conn, now, &name, &owner, &scan, want)?))
+            Ok((current, attempt_reserve(conn, now, &name, &owner, &scan, &limited, want)?))
         })
     }
 
@@ -393,6 +408,22 @@ impl Store for SqliteStore {
         // other processes' watchers see the commit (data_version) and wake theirs.
         self.writer.submit(true, !paused, move |conn, now| sql::set_paused(conn, &name, paused, now))?;
         if paused {
+            self.mark_known(recorded);
+        }
+        Ok(())
+    }
+
+    fn set_limits(&self, queue: &str, patch: &LimitsPatch) -> Result<()> {
+        let name: Arc<str> = queue.into();
+        let recorded = name.clone();
+        let patch = *patch;
+        // Wakes this process's waiting reserves when it commits; other
+        // processes' watchers see the commit (data_version) and wake theirs.
+        let recorded_now =
+            self.writer.submit(true, true, move |conn, now| sql::set_limits(conn, &name, &patch, now))?;
+        self.limited.store(true, SeqCst);
+        // A queue left without limits was not recorded by this call.
+        if recorded_now {
             self.mark_known(recorded);
         }
         Ok(())
@@ -455,7 +486,9 @@ impl Store for SqliteStore {
     fn next_due(&self, queue: &str) -> Result<Option<i64>> {
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let _quiet = crate::fork::quiet();
-        sql::next_due(&conn, queue)
+        let due = sql::next_due(&conn, queue)?;
+        let window_end = sql::limits(&conn, queue)?.and_then(|l| l.blocked_until(self.clock.now_ms()));
+        Ok(earliest(due, window_end))
     }
 
     fn watch_poll_ms(&self) -> Option<u64> {
@@ -484,44 +517,79 @@ impl Store for SqliteStore {
     }
 }
 
-/// Tries to lease up to `max` ready jobs of `name`, in (priority, id) order;
-/// when none is ready, checks (throttled) for dead lease holders and finds
-/// when to look again.
+/// Tries to lease up to `max` ready jobs of `name`, in (priority, id) order,
+/// within the queue's limits (read and counted in this write transaction,
+/// which SQLite serialises across processes, so they hold for all); when
+/// none is ready, checks (throttled) for dead lease holders and finds when
+/// to look again. Notes in `limited` that this handle has seen a limited
+/// queue (its finishes then wake waiting reserves).
 fn attempt_reserve(
     conn: &Connection,
     now: i64,
     name: &str,
     owner: &str,
     scan: &OwnerScan,
+    limited: &AtomicBool,
     max: usize,
 ) -> Result<Attempt> {
     if max == 0 {
         return Ok(Attempt::default());
     }
-    let mut first = sql::reserve(conn, name, now, owner)?;
+    sql::promote_due(conn, name, now)?;
+    let limits = sql::limits(conn, name)?;
+    if limits.is_some() && !limited.load(SeqCst) {
+        limited.store(true, SeqCst);
+    }
+    // How many the limits allow now (all of `max` without limits).
+    let allowed = |conn: &Connection| -> Result<usize> {
+        Ok(match &limits {
+            None => max,
+            Some(l) => {
+                let reserved = if l.limits.max_reserved.is_some() { sql::reserved_now(conn, name, now)? } else { 0 };
+                l.allowance(now, reserved, max)
+            }
+        })
+    };
+    let mut cap = allowed(conn)?;
+    let mut first = if cap > 0 { sql::claim_next(conn, name, now, owner)? } else { None };
     // Between scans, go by the last scan's answer.
     let mut others_hold = scan.others_alive.load(SeqCst);
-    // Nothing ready: maybe a dead process holds jobs. /proc is read at most
-    // every OWNER_SCAN_MS per queue handle.
+    // Nothing ready (or the cap is reached): maybe a dead process holds
+    // jobs. /proc is read at most every OWNER_SCAN_MS per queue handle.
     if first.is_none() && now - scan.last.load(SeqCst) >= OWNER_SCAN_MS {
         scan.last.store(now, SeqCst);
         let (reclaimed, alive) = sql::reclaim_dead_owners(conn, name, now, owner, process::owner_is_dead)?;
         scan.others_alive.store(alive, SeqCst);
         others_hold = alive;
         if reclaimed > 0 {
-            first = sql::claim_next(conn, name, now, owner)?;
+            cap = allowed(conn)?;
+            if cap > 0 {
+                first = sql::claim_next(conn, name, now, owner)?;
+            }
         }
     }
     let mut more: Vec<Delivery> = Vec::new();
-    while first.is_some() && 1 + more.len() < max {
+    while first.is_some() && 1 + more.len() < cap {
         match sql::claim_next(conn, name, now, owner)? {
             Some(d) => more.push(d),
             None => break,
         }
     }
     let mut attempt = Attempt { first, more, next_due: None, recheck_ms: None };
+    let mut blocked_until = None;
+    if let Some(l) = &limits {
+        let taken = attempt.len() as u64;
+        if l.limits.rate.is_some() && taken > 0 {
+            let window = l.after_taking(now, taken);
+            sql::set_window(conn, name, window)?;
+            blocked_until = Stored { window_start: window.0, window_count: window.1, ..*l }.blocked_until(now);
+        } else {
+            blocked_until = l.blocked_until(now);
+        }
+    }
     if attempt.len() < max {
-        attempt.next_due = sql::next_due(conn, name)?;
+        // A full rate window holds the queue back until it ends.
+        attempt.next_due = earliest(sql::next_due(conn, name)?, blocked_until);
         // While other processes hold leases, look again every OWNER_SCAN_MS
         // in case one of them died.
         attempt.recheck_ms = others_hold.then_some(OWNER_SCAN_MS as u64);

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
+use crate::qconfig::{LimitsPatch, QueueLimits, Rate, Stored};
 use crate::store::{Delivery, DueSchedule, Finish, NewJob, NewSchedule, QueueCounts, ScheduleInfo};
 
 // The SQL below spells these numbers out: 0 pending, 1 reserved, 2 dead, 3 scheduled.
@@ -27,8 +28,9 @@ const APPLICATION_ID: i64 = 0x6a6f_6271;
 const PAGE_SIZE: u32 = 1024;
 /// Bumped on every schema change that older jobq builds must not ignore;
 /// stored in `PRAGMA user_version`. 1: the first; 2: `queues.paused` (an
-/// older build would deliver from a paused queue, so it refuses the file).
-/// 3: `schedules` (periodic jobs; an older build would not fire them).
+/// older build would deliver from a paused queue, so it refuses the file);
+/// 3: `schedules` (periodic jobs; an older build would not fire them) and
+/// `queue_limits` (an older build would deliver past a queue's limits).
 /// An open by this build upgrades an older file in place (`upgrade`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
@@ -52,6 +54,24 @@ CREATE TABLE IF NOT EXISTS schedules (
     updated_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS schedules_next ON schedules (next_slot) WHERE next_slot IS NOT NULL;
+";
+
+/// Schema v3, per-queue limits (`Queue::configure`): one row per queue that
+/// has a limit (none for the others, whose claims then read no limits row
+/// state), with its fixed rate window (see qconfig.rs). Both in a new
+/// file's schema and in the upgrade of an older one.
+const LIMITS_DDL: &str = "
+CREATE TABLE IF NOT EXISTS queue_limits (
+    queue        TEXT PRIMARY KEY,
+    -- NULL: no cap on the jobs reserved with a live lease at once
+    max_reserved INTEGER,
+    -- NULL (both): no rate limit; else at most rate_jobs per rate_per_ms
+    rate_jobs    INTEGER,
+    rate_per_ms  INTEGER,
+    -- the current (or last) rate window: when it opened, deliveries in it
+    window_start INTEGER NOT NULL DEFAULT 0,
+    window_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 ";
 
 const SCHEMA: &str = "
@@ -171,6 +191,7 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
         if check_identity(conn, path)?.is_none() {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
+            conn.execute_batch(LIMITS_DDL)?;
             conn.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
             ))?;
@@ -225,6 +246,10 @@ fn upgrade(conn: &Connection, path: &Path) -> Result<()> {
         if version < 3 {
             conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
         }
+        // Schema v3: per-queue limits.
+        if version < 3 {
+            conn.execute_batch(LIMITS_DDL)?;
+        }
         if version < SCHEMA_VERSION {
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
@@ -274,6 +299,81 @@ pub(crate) fn set_paused(conn: &Connection, queue: &str, paused: bool, now: i64)
         conn.prepare_cached("UPDATE queues SET paused = 0 WHERE name = ?1")?.execute(params![queue])?;
     }
     Ok(())
+}
+
+const LIMITS_COLUMNS: &str = "max_reserved, rate_jobs, rate_per_ms, window_start, window_count";
+
+fn stored_of(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Stored> {
+    let n = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+    let rate = match (n(r.get(at + 1)?), n(r.get(at + 2)?)) {
+        (Some(jobs), Some(per_ms)) => Some(Rate { jobs, per_ms }),
+        _ => None,
+    };
+    Ok(Stored {
+        limits: QueueLimits { max_reserved: n(r.get(at)?), rate },
+        window_start: r.get(at + 3)?,
+        window_count: r.get::<_, i64>(at + 4)?.max(0) as u64,
+    })
+}
+
+/// The limits of `queue`, if it has any (one primary-key probe).
+pub(crate) fn limits(conn: &Connection, queue: &str) -> Result<Option<Stored>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("SELECT {LIMITS_COLUMNS} FROM queue_limits WHERE queue = ?1"));
+    Ok(conn.prepare_cached(sql)?.query_row(params![queue], |r| stored_of(r, 0)).optional()?)
+}
+
+/// Every limited queue's limits.
+pub(crate) fn all_limits(conn: &Connection) -> Result<Vec<(String, Stored)>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("SELECT queue, {LIMITS_COLUMNS} FROM queue_limits"));
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, stored_of(r, 1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Jobs of `queue` reserved with a live lease at `now` (after `promote_due`,
+/// every reserved row of the queue: a range of the `jobs_leased` index).
+pub(crate) fn reserved_now(conn: &Connection, queue: &str, now: i64) -> Result<u64> {
+    let mut st = conn.prepare_cached("SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 1 AND run_at > ?2")?;
+    Ok(st.query_row(params![queue, now], |r| r.get::<_, i64>(0))?.max(0) as u64)
+}
+
+/// Stores the rate window of `queue` after a claim.
+pub(crate) fn set_window(conn: &Connection, queue: &str, (start, count): (i64, u64)) -> Result<()> {
+    conn.prepare_cached("UPDATE queue_limits SET window_start = ?2, window_count = ?3 WHERE queue = ?1")?
+        .execute(params![queue, start, count.min(i64::MAX as u64) as i64])?;
+    Ok(())
+}
+
+/// Applies `patch` to the limits of `queue`: a queue left without limits
+/// has no row; setting a limit records the queue. A removed rate forgets
+/// its window. Returns whether the queue has limits now (then it is recorded).
+pub(crate) fn set_limits(conn: &Connection, queue: &str, patch: &LimitsPatch, now: i64) -> Result<bool> {
+    let old = limits(conn, queue)?.unwrap_or_default();
+    let new = patch.apply(old.limits);
+    if new.is_empty() {
+        conn.prepare_cached("DELETE FROM queue_limits WHERE queue = ?1")?.execute(params![queue])?;
+        return Ok(false);
+    }
+    add_queue(conn, queue, now)?;
+    let (start, count) = if new.rate.is_some() { (old.window_start, old.window_count) } else { (0, 0) };
+    let i = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO queue_limits (queue, max_reserved, rate_jobs, rate_per_ms, window_start, window_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        queue,
+        i(new.max_reserved),
+        i(new.rate.map(|r| r.jobs)),
+        i(new.rate.map(|r| r.per_ms)),
+        start,
+        count.min(i64::MAX as u64) as i64
+    ])?;
+    Ok(true)
 }
 
 /// The id of the live (not acked, cancelled or dead) job holding `key` in `queue`.
@@ -383,13 +483,8 @@ pub(crate) fn promote_due(conn: &Connection, queue: &str, now: i64) -> Result<us
     Ok(scheduled.execute(params![queue, now])? + expired.execute(params![queue, now])?)
 }
 
-/// Leases the ready job of `queue` with the smallest (priority, id).
-pub(crate) fn reserve(conn: &Connection, queue: &str, now: i64, owner: &str) -> Result<Option<Delivery>> {
-    promote_due(conn, queue, now)?;
-    claim_next(conn, queue, now, owner)
-}
-
-/// `reserve` without the promotion of due rows (the caller just did it).
+/// Leases the ready job of `queue` with the smallest (priority, id); the
+/// caller made due rows ready first (`promote_due`) and checked the limits.
 /// Nothing while the queue is paused: the flag is read by the same
 /// statement, in the same write transaction, so no process delivers after
 /// a pause committed (one primary-key probe of `queues`, not correlated
@@ -610,7 +705,7 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
                 scheduled: r.get::<_, i64>(2)? as u64,
                 reserved: r.get::<_, i64>(3)? as u64,
                 dead: r.get::<_, i64>(4)? as u64,
-                paused: false,
+                ..QueueCounts::default()
             },
         ))
     })?;
@@ -618,6 +713,9 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
         let (name, c) = row?;
         let entry = all.entry(name).or_default();
         *entry = QueueCounts { paused: entry.paused, ..c };
+    }
+    for (name, stored) in all_limits(conn)? {
+        all.entry(name).or_default().set_limits(&stored, now);
     }
     Ok(all.into_iter().collect())
 }
