@@ -17,6 +17,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -e /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
 # examples/libevent_worker.c (built by `make` / `make demo`, run by tests/examples.rs).
 [ -e /usr/include/event2/event.h ] || need+=(libevent-dev)
+# tests/python.rs: the Python bindings (python/) are pip-installed into a venv.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    need+=(python3 python3-venv python3-pip)
+fi
+# scripts/abi-check.sh: abidiff.
+command -v abidiff >/dev/null || need+=(abigail-tools)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -24,4 +30,4 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
-echo "tools ok: $(valgrind --version), $(c++ --version | head -1), $(cmake --version | head -1), $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+echo "tools ok: $(valgrind --version), $(c++ --version | head -1), $(cmake --version | head -1), $(ls -d /usr/lib/postgresql/*/bin | head -1), $(python3 --version), $(abidiff --version)"
