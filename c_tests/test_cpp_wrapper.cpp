@@ -171,19 +171,19 @@ static void test_queue_and_jobs(const char *dir) {
 
   // stats_json: b is scheduled (failed, backing off), batch has 4 ready.
   std::string stats = q.stats_json();
-  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
   CHECK(contains(stats, "\"batch\":{\"ready\":4"));
 
   // pause/resume: a paused queue takes puts but delivers nothing until resumed.
   q.pause("held");
   q.put("held", "waits");
   CHECK(!q.reserve("held").has_value());
-  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":true}"));
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":true}"));
   q.resume("held");
   std::optional<Job> unheld = q.reserve("held");
   CHECK(unheld.has_value() && unheld->payload() == "waits");
   if (unheld) unheld->ack();
-  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
   CHECK_THROWS(q.pause(""), JOBQ_E_INVALID_ARG);
   CHECK_THROWS(q.resume(""), JOBQ_E_INVALID_ARG);
 
@@ -224,7 +224,7 @@ static void test_batched_calls(const char *dir) {
     job = std::move(next);
   }
   CHECK(seen == ids);
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
 
   // reserve_many: up to max, in order; empty on timeout.
   std::vector<std::uint64_t> more = q.put_batch("m", {"1", "2", "3", "4", "5"});
@@ -243,7 +243,7 @@ static void test_batched_calls(const char *dir) {
   st = jobqpp::ack_many(batch);
   CHECK(st == std::vector<jobq_status>(3, JOBQ_OK));
   CHECK(jobqpp::ack_many(std::vector<Job>()).empty());
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
 
   // Jobs of two Queues in one ack_many: refused as a whole, nothing acked.
   Queue other(check_path(dir, "many-other.db"));
@@ -324,7 +324,7 @@ static void test_workers(const char *dir) {
   {
     // Outcome-returning handler; stops and frees with the destructor.
     Worker all_done = Worker::start(q, "tasks", [&](const JobView &) { return Outcome::done; });
-    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"); }));
+    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"); }));
   }
   q.close();
   CHECK(!q);

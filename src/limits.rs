@@ -10,3 +10,7 @@ pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 /// Most jobs one `reserve_many` leases (JOBQ_RESERVE_MANY_MAX): one
 /// transaction holds the write lock for all of them.
 pub const MAX_RESERVE_MANY: usize = 1000;
+/// Largest result `Job::ack_result` (jobq_ack_result) stores, in bytes
+/// (JOBQ_RESULT_MAX): results are kept in the job's row, read whole by
+/// jobq_job_info, and meant to be small.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;

@@ -14,7 +14,7 @@ const ZERO: Option<Duration> = Some(Duration::ZERO);
 const SHORT_LEASE: u64 = 100;
 
 fn counts(ready: u64, scheduled: u64, reserved: u64, dead: u64) -> QueueCounts {
-    QueueCounts { ready, scheduled, reserved, dead, paused: false }
+    QueueCounts { ready, scheduled, reserved, dead, done: 0, paused: false }
 }
 
 fn counts_of(q: &Queue, queue: &str) -> QueueCounts {

@@ -140,9 +140,9 @@ fn stats_as_table_json_and_prometheus() {
     let table = ok(&["stats", &file]);
     assert_eq!(
         table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"]
+        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "DONE", "PAUSED"]
     );
-    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0", "no"], ["sms", "1", "0", "0", "0", "no"]]);
+    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0", "0", "no"], ["sms", "1", "0", "0", "0", "0", "no"]]);
 
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["ready"], 3);
@@ -187,7 +187,7 @@ fn kick_cancel_and_purge() {
     assert!(ok(&["list", &file, "--state", "dead"]).contains("smtp said no"));
 
     assert_eq!(ok(&["kick", &file, "mail", "--max", "1"]), "kicked 1 dead job of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2", "0", "no"]);
 
     // A reserved job with a live lease cannot be cancelled: a runtime error.
     let busy = jobq(&["cancel", &file, &held.to_string()]);
@@ -201,7 +201,7 @@ fn kick_cancel_and_purge() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--dead"), "{}", refused.stderr);
     assert_eq!(ok(&["purge", &file, "mail", "--dead"]), "purged 2 dead jobs of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0", "0", "no"]);
     assert_eq!(ok(&["kick", &file, "mail"]), "kicked 0 dead jobs of queue mail\n");
     q.close().unwrap();
     drop(dir);
@@ -217,7 +217,7 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
     assert_eq!(ok(&["pause", &file, "later"]), "paused queue later\n");
     assert_eq!(
         rows(&ok(&["stats", &file])),
-        [["later", "0", "0", "0", "0", "yes"], ["mail", "1", "0", "0", "0", "yes"], ["sms", "1", "0", "0", "0", "no"]]
+        [["later", "0", "0", "0", "0", "0", "yes"], ["mail", "1", "0", "0", "0", "0", "yes"], ["sms", "1", "0", "0", "0", "0", "no"]]
     );
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["paused"], true);
@@ -232,7 +232,7 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
     q.put("mail", b"while paused", &jobq::PutOptions::default()).unwrap();
     assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
     assert_eq!(q.reserve("mail", zero).unwrap().map(|j| j.id()), Some(id));
-    assert_eq!(rows(&ok(&["stats", &file]))[1], ["mail", "1", "0", "1", "0", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[1], ["mail", "1", "0", "1", "0", "0", "no"]);
     // Resuming what is not paused (or never used) is a no-op and records nothing.
     assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
     assert_eq!(ok(&["resume", &file, "nobody"]), "resumed queue nobody\n");
@@ -253,7 +253,7 @@ fn watch_prints_one_block_per_tick() {
     assert!(out.contains("0.0 puts/s"), "{out}");
     let second = out.split("jobq watch ").nth(2).unwrap();
     let mail: Vec<&str> = second.lines().find(|l| l.starts_with("mail")).unwrap().split_whitespace().collect();
-    assert_eq!(mail, ["mail", "1", "0", "0", "0", "no", "+0.0", "+0.0"]);
+    assert_eq!(mail, ["mail", "1", "0", "0", "0", "0", "no", "+0.0", "+0.0"]);
 }
 
 #[test]

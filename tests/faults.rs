@@ -586,7 +586,7 @@ fn a_file_of_a_newer_schema_gives_version_and_is_left_untouched() {
     let before = fs::read(&path).unwrap();
     let e = Queue::open(&path, Config::default()).unwrap_err();
     println!("newer schema (user_version 99): {e}");
-    assert_eq!(e, Error::Version { found: 99, supported: 2 });
+    assert_eq!(e, Error::Version { found: 99, supported: 3 });
     assert_eq!(fs::read(&path).unwrap(), before, "the refused open changed the file");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
@@ -651,7 +651,7 @@ fn a_file_of_the_first_schema_is_upgraded_in_place() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(v, 2, "upgraded: a jobq that knows only version 1 now refuses the file");
+        assert_eq!(v, 3, "upgraded: a jobq that knows only version 1 now refuses the file");
         let paused: i64 = conn.query_row("SELECT paused FROM queues WHERE name = 'old'", [], |r| r.get(0)).unwrap();
         assert_eq!(paused, 1);
     }

@@ -12,7 +12,7 @@ use jobq::{Config, Durability, Error, Job, Outcome, Put, PutOptions, Queue, Queu
 const ZERO: Option<Duration> = Some(Duration::ZERO);
 
 fn counts(ready: u64, scheduled: u64, reserved: u64, dead: u64) -> QueueCounts {
-    QueueCounts { ready, scheduled, reserved, dead, paused: false }
+    QueueCounts { ready, scheduled, reserved, dead, done: 0, paused: false }
 }
 
 fn fast_config() -> Config {

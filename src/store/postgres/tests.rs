@@ -244,7 +244,7 @@ fn foreign_and_newer_schemas_are_refused_untouched() {
     open(&n, Arc::new(SystemClock)).close();
     admin(&format!("UPDATE {}.meta SET value = '99' WHERE key = 'version'", n.0));
     let e = open_with(&n, Arc::new(SystemClock), &config()).unwrap_err();
-    assert_eq!(e, Error::Version { found: 99, supported: 2 });
+    assert_eq!(e, Error::Version { found: 99, supported: 3 });
 
     let e = open_with(&n, Arc::new(SystemClock), &Config { file_mode: 0o644, ..config() }).unwrap_err();
     assert!(matches!(&e, Error::InvalidArg(m) if m.contains("file_mode")), "{e}");
@@ -265,7 +265,7 @@ fn a_store_of_the_first_schema_is_upgraded_in_place() {
     assert!(st.reserve(&q("old"), 1).unwrap().first.is_none());
     st.close();
     let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
-    assert_eq!(version[0].get::<_, String>(0), "2", "upgraded: a jobq that knows only version 1 refuses it");
+    assert_eq!(version[0].get::<_, String>(0), "3", "upgraded: a jobq that knows only version 1 refuses it");
     let st = open(&s, Arc::new(SystemClock));
     assert!(counts_of(&st, "old").paused, "the pause is stored");
     st.set_paused("old", false).unwrap();
@@ -485,7 +485,7 @@ fn a_lease_renewal_is_a_hot_update() {
 fn a_handle_vacuums_when_autovacuum_is_off() {
     let s = Schema::new("vac");
     let st = open(&s, Arc::new(SystemClock));
-    st.self_vacuum.store(true, SeqCst);
+    st.vacuum.enabled.store(true, SeqCst);
     for _ in 0..6 {
         st.put_batch(job("v"), (0..100u8).map(|i| vec![i]).collect()).unwrap();
         loop {
