@@ -403,6 +403,26 @@ static void test_watch(const char *dir) {
   CHECK(!q);
 }
 
+// Job::ack_result and Queue::job_info (keep_done_ms).
+static void test_results(const char *dir) {
+  Queue q(check_path(dir, "results.db"), R"({"keep_done_ms": 600000})");
+  std::uint64_t id = q.put("r", "in");
+  CHECK(contains(q.job_info(id), "\"state\":\"ready\""));
+  if (auto job = q.reserve("r", 0)) {
+    CHECK_THROWS(job->ack_result(std::string(JOBQ_RESULT_MAX + 1, 'x')), JOBQ_E_TOO_BIG);
+    job->ack_result(std::string("ou\0t", 4));
+    CHECK_THROWS(job->ack_result("again"), JOBQ_E_STATE);
+  } else {
+    CHECK(!"reserved");
+  }
+  std::string info = q.job_info(id);
+  CHECK(contains(info, "\"state\":\"done\""));
+  CHECK(contains(info, "\"result_b64\":\"b3UAdA==\""));
+  CHECK(contains(info, "\"result_len\":4"));
+  CHECK(contains(q.stats_json(), "\"done\":1"));
+  CHECK_THROWS(q.job_info(id + 100), JOBQ_E_NOT_FOUND);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -414,6 +434,7 @@ int main(int argc, char **argv) {
     test_batched_calls(argv[1]);
     test_workers(argv[1]);
     test_watch(argv[1]);
+    test_results(argv[1]);
   } catch (const std::exception &e) {
     fprintf(stderr, "uncaught exception: %s\n", e.what());
     return 1;
