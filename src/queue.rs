@@ -413,7 +413,12 @@ fn far_future() -> Instant {
 
 fn check_payload(config: &Config, len: usize) -> Result<()> {
     if len as u64 > config.max_payload_bytes {
-        return Err(Error::TooBig { what: "payload", limit: "max_payload_bytes", len, max: config.max_payload_bytes as usize });
+        return Err(Error::TooBig {
+            what: "payload",
+            limit: "max_payload_bytes",
+            len,
+            max: config.max_payload_bytes as usize,
+        });
     }
     Ok(())
 }

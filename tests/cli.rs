@@ -217,7 +217,11 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
     assert_eq!(ok(&["pause", &file, "later"]), "paused queue later\n");
     assert_eq!(
         rows(&ok(&["stats", &file])),
-        [["later", "0", "0", "0", "0", "0", "yes"], ["mail", "1", "0", "0", "0", "0", "yes"], ["sms", "1", "0", "0", "0", "0", "no"]]
+        [
+            ["later", "0", "0", "0", "0", "0", "yes"],
+            ["mail", "1", "0", "0", "0", "0", "yes"],
+            ["sms", "1", "0", "0", "0", "0", "no"]
+        ]
     );
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["paused"], true);

@@ -450,8 +450,13 @@ fn prometheus_text(stats: &Stats, created: u64) -> String {
         String::from("# HELP jobq_jobs Jobs in the queue file, by queue and state.\n# TYPE jobq_jobs gauge\n");
     for (name, c) in &stats.queues {
         let name = prometheus_label(name);
-        let states =
-            [("ready", c.ready), ("scheduled", c.scheduled), ("reserved", c.reserved), ("dead", c.dead), ("done", c.done)];
+        let states = [
+            ("ready", c.ready),
+            ("scheduled", c.scheduled),
+            ("reserved", c.reserved),
+            ("dead", c.dead),
+            ("done", c.done),
+        ];
         for (state, n) in states {
             text.push_str(&format!("jobq_jobs{{queue=\"{name}\",state=\"{state}\"}} {n}\n"));
         }

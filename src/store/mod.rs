@@ -84,10 +84,9 @@ impl std::fmt::Display for JobState {
 impl std::str::FromStr for JobState {
     type Err = Error;
     fn from_str(s: &str) -> Result<JobState> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown job state {s:?} (ready, scheduled, reserved, dead or done)")))
+        JobState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
+            Error::invalid(format!("unknown job state {s:?} (ready, scheduled, reserved, dead or done)"))
+        })
     }
 }
 

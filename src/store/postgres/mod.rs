@@ -146,12 +146,7 @@ impl SelfVacuum {
 /// caller's path, until `stop`. Every handle prunes every handle's expired
 /// rows (the acking handle set the row's expiry); SKIP LOCKED keeps two
 /// handles from waiting on each other. Errors (a lost server) only delay it.
-async fn prune_done(
-    pool: Arc<Pool>,
-    clock: Arc<dyn Clock>,
-    vacuum: Arc<SelfVacuum>,
-    stop: Arc<tokio::sync::Notify>,
-) {
+async fn prune_done(pool: Arc<Pool>, clock: Arc<dyn Clock>, vacuum: Arc<SelfVacuum>, stop: Arc<tokio::sync::Notify>) {
     let mut wait = PRUNE_MIN_WAIT;
     loop {
         if tokio::time::timeout(wait, stop.notified()).await.is_ok() {
@@ -625,7 +620,8 @@ impl Store for PgStore {
 
     fn job(&self, id: u64) -> Result<Option<JobInfo>> {
         static GET: OnceLock<String> = OnceLock::new();
-        let get: &'static str = GET.get_or_init(|| format!("{} WHERE id = $2::int8 AND NOT {}", sql::select_jobs(None), sql::IS_GONE));
+        let get: &'static str =
+            GET.get_or_init(|| format!("{} WHERE id = $2::int8 AND NOT {}", sql::select_jobs(None), sql::IS_GONE));
         let id = id.min(i64::MAX as u64) as i64;
         self.block(self.pool.run(async |c| {
             let st = c.prep(get).await?;

@@ -144,8 +144,9 @@ pub(crate) const RECLAIM_DEAD_OWNERS: &str = "WITH holders AS (
 // touch. Each answers the job's queue (for wakeups).
 
 /// Batched acks: $1 ids, $2 tokens; answers the (id, token) pairs deleted.
+/// A done job (kept by an earlier ack of the delivery) is finished: stale.
 pub(crate) const ACK_MANY: &str = "DELETE FROM jobs USING unnest($1::int8[], $2::int8[]) AS f(id, token)
-     WHERE jobs.id = f.id AND jobs.lease_token = f.token
+     WHERE jobs.id = f.id AND jobs.lease_token = f.token AND jobs.state <> 4
      RETURNING jobs.id, jobs.lease_token";
 
 /// An ack that keeps the job (keep_done_ms): like the DELETE of `ACK_MANY`,

@@ -473,7 +473,9 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
     let id = id as i64;
     let changed = match finish {
         Finish::Ack => {
-            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2")?.execute(params![id, token])?
+            // A done job (kept by an earlier ack of this delivery) is finished.
+            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2 AND state != 4")?
+                .execute(params![id, token])?
         }
         // Like the DELETE of Ack, but kept (a second ack of the delivery
         // finds it done: stale). run_at becomes the expiry.
