@@ -129,6 +129,26 @@ fn list_filters_by_queue_and_state_and_escapes_payloads() {
 }
 
 #[test]
+fn done_jobs_show_their_result_and_filter_by_state() {
+    let (_dir, file) = temp_file();
+    let q = jobq::Queue::open(&file, jobq::Config { keep_done_ms: 600_000, ..jobq::Config::default() }).unwrap();
+    let id = q.put("mail", b"send it", &jobq::PutOptions::default()).unwrap().id();
+    let other = q.put("mail", b"still ready", &jobq::PutOptions::default()).unwrap().id();
+    let job = q.reserve("mail", Some(std::time::Duration::ZERO)).unwrap().unwrap();
+    job.ack_result(b"sent: 250 OK").unwrap();
+    q.close().unwrap();
+    let shown = ok(&["show", &file, &id.to_string()]);
+    for line in ["state:        done", "[record expires]", "finished_at:  ", "result:       12 bytes, UTF-8 text:\nsent: 250 OK\n"] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
+    let listed = ok(&["list", &file, "--state", "done"]);
+    assert_eq!(rows(&listed).iter().map(|r| r[0].clone()).collect::<Vec<_>>(), [id.to_string()], "{listed}");
+    assert!(rows(&ok(&["list", &file, "--state", "ready"])).iter().all(|r| r[0] == other.to_string()));
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "0", "0", "1", "no"]);
+    assert!(ok(&["stats", &file, "--prometheus"]).contains("jobq_jobs{queue=\"mail\",state=\"done\"} 1\n"));
+}
+
+#[test]
 fn stats_as_table_json_and_prometheus() {
     let (_dir, file) = temp_file();
     for _ in 0..3 {
