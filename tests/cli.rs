@@ -138,7 +138,12 @@ fn done_jobs_show_their_result_and_filter_by_state() {
     job.ack_result(b"sent: 250 OK").unwrap();
     q.close().unwrap();
     let shown = ok(&["show", &file, &id.to_string()]);
-    for line in ["state:        done", "[record expires]", "finished_at:  ", "result:       12 bytes, UTF-8 text:\nsent: 250 OK\n"] {
+    for line in [
+        "state:        done",
+        "[record expires]",
+        "finished_at:  ",
+        "result:       12 bytes, UTF-8 text:\nsent: 250 OK\n",
+    ] {
         assert!(shown.contains(line), "{line:?} in\n{shown}");
     }
     let listed = ok(&["list", &file, "--state", "done"]);

@@ -608,8 +608,8 @@ fn cycled_kept_jobs_leave_the_table_bounded() {
             if all.is_empty() {
                 break;
             }
-            let keep = |d: &crate::store::Delivery| Finish::AckKeep { result: Some(vec![b'r'; 64]), keep_ms: 50 };
-            let acks = all.iter().map(|d| (d.id, d.token, keep(d))).collect();
+            let keep = || Finish::AckKeep { result: Some(vec![b'r'; 64]), keep_ms: 50 };
+            let acks = all.iter().map(|d| (d.id, d.token, keep())).collect();
             st.finish_and_reserve(&q("c"), acks, 0, ReserveIf::Always).unwrap();
         }
         if round % 5 == 0 {
