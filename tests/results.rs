@@ -89,7 +89,7 @@ fn cycled_file_stays_bounded() {
     cycles_stay_bounded(5_000);
 }
 
-/// 200,000 cycles (about 20 s in release on this machine): run by .ci/run
+/// 200,000 cycles (about 60 s in release on a loaded 2-core machine): run by .ci/run
 /// with `cargo test --release --test results -- --ignored`.
 #[test]
 #[ignore = "200k cycles: run in release (.ci/run does)"]
