@@ -171,19 +171,19 @@ static void test_queue_and_jobs(const char *dir) {
 
   // stats_json: b is scheduled (failed, backing off), batch has 4 ready.
   std::string stats = q.stats_json();
-  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(stats, "\"mail\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
   CHECK(contains(stats, "\"batch\":{\"ready\":4"));
 
   // pause/resume: a paused queue takes puts but delivers nothing until resumed.
   q.pause("held");
   q.put("held", "waits");
   CHECK(!q.reserve("held").has_value());
-  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":true}"));
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":1,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":true}"));
   q.resume("held");
   std::optional<Job> unheld = q.reserve("held");
   CHECK(unheld.has_value() && unheld->payload() == "waits");
   if (unheld) unheld->ack();
-  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"held\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
   CHECK_THROWS(q.pause(""), JOBQ_E_INVALID_ARG);
   CHECK_THROWS(q.resume(""), JOBQ_E_INVALID_ARG);
 
@@ -256,7 +256,7 @@ static void test_batched_calls(const char *dir) {
     job = std::move(next);
   }
   CHECK(seen == ids);
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
 
   // reserve_many: up to max, in order; empty on timeout.
   std::vector<std::uint64_t> more = q.put_batch("m", {"1", "2", "3", "4", "5"});
@@ -275,7 +275,7 @@ static void test_batched_calls(const char *dir) {
   st = jobqpp::ack_many(batch);
   CHECK(st == std::vector<jobq_status>(3, JOBQ_OK));
   CHECK(jobqpp::ack_many(std::vector<Job>()).empty());
-  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"));
+  CHECK(contains(q.stats_json(), "\"m\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"));
 
   // Jobs of two Queues in one ack_many: refused as a whole, nothing acked.
   Queue other(check_path(dir, "many-other.db"));
@@ -356,7 +356,7 @@ static void test_workers(const char *dir) {
   {
     // Outcome-returning handler; stops and frees with the destructor.
     Worker all_done = Worker::start(q, "tasks", [&](const JobView &) { return Outcome::done; });
-    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"paused\":false}"); }));
+    CHECK(eventually([&] { return contains(q.stats_json(), "\"tasks\":{\"ready\":0,\"scheduled\":0,\"reserved\":0,\"dead\":0,\"done\":0,\"paused\":false}"); }));
   }
   q.close();
   CHECK(!q);
@@ -435,6 +435,26 @@ static void test_watch(const char *dir) {
   CHECK(!q);
 }
 
+// Job::ack_result and Queue::job_info (keep_done_ms).
+static void test_results(const char *dir) {
+  Queue q(check_path(dir, "results.db"), R"({"keep_done_ms": 600000})");
+  std::uint64_t id = q.put("r", "in");
+  CHECK(contains(q.job_info(id), "\"state\":\"ready\""));
+  if (auto job = q.reserve("r", 0)) {
+    CHECK_THROWS(job->ack_result(std::string(JOBQ_RESULT_MAX + 1, 'x')), JOBQ_E_TOO_BIG);
+    job->ack_result(std::string("ou\0t", 4));
+    CHECK_THROWS(job->ack_result("again"), JOBQ_E_STATE);
+  } else {
+    CHECK(!"reserved");
+  }
+  std::string info = q.job_info(id);
+  CHECK(contains(info, "\"state\":\"done\""));
+  CHECK(contains(info, "\"result_b64\":\"b3UAdA==\""));
+  CHECK(contains(info, "\"result_len\":4"));
+  CHECK(contains(q.stats_json(), "\"done\":1"));
+  CHECK_THROWS(q.job_info(id + 100), JOBQ_E_NOT_FOUND);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -446,6 +466,7 @@ int main(int argc, char **argv) {
     test_batched_calls(argv[1]);
     test_workers(argv[1]);
     test_watch(argv[1]);
+    test_results(argv[1]);
   } catch (const std::exception &e) {
     fprintf(stderr, "uncaught exception: %s\n", e.what());
     return 1;

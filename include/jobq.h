@@ -39,6 +39,11 @@
 
 
 /**
+ * The largest result jobq_ack_result stores, in bytes (64 KiB).
+ */
+#define JOBQ_RESULT_MAX 65536
+
+/**
  * The largest `max` jobq_reserve_many accepts: one transaction leases
  * them all, holding the store's write lock meanwhile.
  */
@@ -268,10 +273,26 @@ const uint8_t *jobq_job_payload(const struct jobq_job *job, size_t *len);
 uint32_t jobq_job_attempt(const struct jobq_job *job);
 
 /**
- * Done: the job is removed. JOBQ_E_STATE if this delivery is no longer
- * current (finished already, or its lease expired and it was delivered again).
+ * Done: the job is removed (with the handle's `keep_done_ms` > 0: kept in
+ * state "done" for that long, see jobq_ack_result). JOBQ_E_STATE if this
+ * delivery is no longer current (finished already, or its lease expired
+ * and it was delivered again).
  */
 enum jobq_status jobq_ack(struct jobq_job *job);
+
+/**
+ * Done, like jobq_ack (same rules: JOBQ_E_STATE if this delivery is no
+ * longer current, and then nothing is stored; the ack is committed when
+ * this returns JOBQ_OK), with a result of `len` bytes at `data` (NULL
+ * allowed when len is 0; copied) kept with the job. With the handle's
+ * `keep_done_ms` > 0 the job stays in state "done" for that long, and
+ * jobq_job_info shows its result, attempts, last error and times; with
+ * keep_done_ms 0 (the default) the job is deleted as by jobq_ack and the
+ * result discarded. len > JOBQ_RESULT_MAX: JOBQ_E_TOO_BIG, nothing
+ * stored, and the job stays reserved (ack it again, or let it fail).
+ * NULL `job`, or NULL `data` with len > 0: JOBQ_E_INVALID_ARG, nothing stored.
+ */
+enum jobq_status jobq_ack_result(struct jobq_job *job, const void *data, size_t len);
 
 /**
  * Failed: retried after backoff, or dead if its attempts are used up.
@@ -515,10 +536,11 @@ enum jobq_status jobq_cancel(struct jobq *q, uint64_t id);
 
 /**
  * Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
- * "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
- * is paused, see jobq_pause). While the store has schedules (jobq_schedule),
- * also `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of
- * the next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
+ * "reserved":n,"dead":n,"done":n,"paused":false}}}` (`"paused":true` while
+ * the queue is paused, see jobq_pause; "done": jobs acked and kept, see
+ * jobq_ack_result). While the store has schedules (jobq_schedule), also
+ * `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of the
+ * next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
  * "lease_ms":n,"payload_len":n}]` in name order. A queue with limits
  * (jobq_queue_config) also has
  * `"limits":{"max_reserved":n,"rate":{"jobs":n,"per_ms":n}}` (only the
@@ -526,6 +548,29 @@ enum jobq_status jobq_cancel(struct jobq *q, uint64_t id);
  * rate window open now. Free *out_json with jobq_string_free.
  */
 enum jobq_status jobq_stats_json(struct jobq *q, char **out_json);
+
+/**
+ * Everything about job `id` as one JSON object in *json_out (free it with
+ * jobq_string_free), for live jobs and for done ones (acked through a
+ * handle with `keep_done_ms` > 0, until that long after the ack). Every
+ * field is always present, null when it does not apply:
+ * `{"id":n,"queue":"..","state":"ready|scheduled|reserved|dead|done",
+ * "priority":n,"attempts":n,"max_attempts":n,"last_error":".."|null,
+ * "result":".."|null,"result_b64":".."|null,"result_len":n|null,
+ * "unique_key":".."|null,"payload_len":n,"created_at":ms,"updated_at":ms,
+ * "run_at":ms,"lease_until":ms|null,"finished_at":ms|null,"expires_at":ms|null}`.
+ * Times are Unix ms. `result` is the result as a JSON string when its
+ * bytes are UTF-8 (else null); `result_b64` is always its exact bytes in
+ * base64; both null when the job has no result (not done, or acked
+ * without one). `run_at`: ready/scheduled: when it may run; reserved: when
+ * its lease ends; dead: when it died; done: when its record expires (as
+ * `expires_at`; `finished_at` is when it was acked). The payload itself is
+ * not included. JOBQ_E_NOT_FOUND (and *json_out not written) when there is
+ * no such job: never stored, acked without keep_done_ms, cancelled,
+ * purged, or done and past its keep time (whether or not the background
+ * pruning deleted its row yet). NULL `json_out`: JOBQ_E_INVALID_ARG.
+ */
+enum jobq_status jobq_job_info(struct jobq *q, uint64_t id, char **json_out);
 
 /**
  * Frees a string the library returned. NULL, or a pointer already freed

@@ -200,8 +200,17 @@ class Job {
   std::uint32_t attempt() const noexcept { return view().attempt(); }
   JobView view() const noexcept { return JobView(job_.get()); }
 
-  /** Done: the job is removed. */
+  /** Done: the job is removed (kept as "done" with keep_done_ms > 0). */
   void ack() { detail::check(::jobq_ack(job_.get())); }
+  /**
+   * jobq_ack_result: done, with a result (at most JOBQ_RESULT_MAX bytes) that
+   * Queue::job_info() shows while the job is kept (config keep_done_ms).
+   * Throws Error (JOBQ_E_TOO_BIG: nothing stored, the job stays reserved;
+   * JOBQ_E_STATE: this delivery was stale, nothing stored).
+   */
+  void ack_result(std::string_view result) {
+    detail::check(::jobq_ack_result(job_.get(), result.data(), result.size()));
+  }
   /** Retry after backoff (or dead when attempts are used up). */
   void fail(CStr reason = "") { detail::check(::jobq_fail(job_.get(), reason.c_str())); }
   /** Give it back unfinished, not counted as a failure. */
@@ -359,7 +368,18 @@ class Queue {
   }
   /** jobq_unschedule: no further jobs for `name` (a name without a schedule: no-op). */
   void unschedule(CStr name) { detail::check(::jobq_unschedule(q_.get(), name.c_str())); }
-  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n, "paused": false}}},
+  /**
+   * jobq_job_info: job `id` as a JSON object (state, attempts, last_error,
+   * result / result_b64, times; see jobq.h). Throws Error (JOBQ_E_NOT_FOUND:
+   * no such job, or acked and not kept, or past its keep time).
+   */
+  std::string job_info(std::uint64_t id) {
+    char *json = nullptr;
+    detail::check(::jobq_job_info(q_.get(), id, &json));
+    std::unique_ptr<char, detail::StringFreer> owned(json);
+    return std::string(owned ? owned.get() : "");
+  }
+  /** {"queues": {"<name>": {"ready": n, "scheduled": n, "reserved": n, "dead": n, "done": n, "paused": false}}},
    *  and "schedules": [...] while the store has any (see jobq_stats_json). */
   std::string stats_json() {
     char *json = nullptr;

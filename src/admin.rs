@@ -19,10 +19,17 @@ impl Queue {
     }
 
     /// Everything about job `id`; `Error::NotFound` if there is no such job
-    /// (never stored, or acked, cancelled or purged).
+    /// (never stored, or acked, cancelled or purged; or done, and past its
+    /// keep time).
     pub fn job(&self, id: u64) -> Result<JobInfo> {
         self.inner.check_open()?;
         self.inner.store.job(id)?.ok_or(Error::NotFound(id))
+    }
+
+    /// `job(id)` as the JSON object of `jobq_job_info` (docs/results.md).
+    pub fn job_json(&self, id: u64) -> Result<String> {
+        let job = self.job(id)?;
+        serde_json::to_string(&crate::info::job_json(&job)).map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Deletes the dead jobs of `queue`; returns how many.
@@ -106,6 +113,7 @@ mod tests {
                 created_at: T0,
                 updated_at: T0,
                 last_error: None,
+                result: None,
             }
         );
         assert_eq!(q.job(id + 100), Err(Error::NotFound(id + 100)));

@@ -50,6 +50,9 @@ pub struct Config {
     pub pool_size: u32,
     /// How waiting reserves hear of other clients' jobs. PostgreSQL only.
     pub wakeups: Wakeups,
+    /// How long a job acked through this handle stays in the store in
+    /// state "done", with its result (docs/results.md); 0 = deleted at ack.
+    pub keep_done_ms: u64,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             file_mode: 0o600,
             pool_size: 4,
             wakeups: Wakeups::Listen,
+            keep_done_ms: 0,
         }
     }
 }
@@ -105,6 +109,7 @@ impl Config {
         ms("backoff_base_ms", self.backoff_base_ms, 0)?;
         ms("backoff_max_ms", self.backoff_max_ms, 0)?;
         ms("busy_timeout_ms", self.busy_timeout_ms, 0)?;
+        ms("keep_done_ms", self.keep_done_ms, 0)?;
         if self.busy_timeout_ms > i32::MAX as u64 {
             return Err(Error::invalid("config: busy_timeout_ms must fit in 32 bits"));
         }
@@ -171,6 +176,10 @@ mod tests {
         ] {
             assert!(matches!(Config::from_json(Some(bad)), Err(Error::InvalidArg(_))), "{bad}");
         }
+        assert!(matches!(Config::from_json(Some(r#"{"keep_done_ms":-1}"#)), Err(Error::InvalidArg(_))));
+        assert!(matches!(Config::from_json(Some(r#"{"keep_done_ms":1e20}"#)), Err(Error::InvalidArg(_))));
+        assert_eq!(Config::from_json(Some(r#"{"keep_done_ms":50}"#)).unwrap().keep_done_ms, 50);
+        assert_eq!(Config::default().keep_done_ms, 0);
         let c = Config::from_json(Some(r#"{"durability":"normal","lease_ms":5}"#)).unwrap();
         assert_eq!((c.durability, c.lease_ms), (Durability::Normal, 5));
     }

@@ -30,9 +30,10 @@ pub enum Error {
     /// The store was written by a newer, incompatible jobq.
     #[error("the store has schema version {found}; this jobq supports up to {supported}")]
     Version { found: i64, supported: i64 },
-    /// The payload exceeds `max_payload_bytes`.
-    #[error("payload of {len} bytes exceeds max_payload_bytes ({max})")]
-    TooBig { len: usize, max: usize },
+    /// A payload over `max_payload_bytes`, or a job result over
+    /// `MAX_RESULT_BYTES`: `what` names the value, `limit` the bound.
+    #[error("{what} of {len} bytes exceeds {limit} ({max})")]
+    TooBig { what: &'static str, limit: &'static str, len: usize, max: usize },
     /// The queue or worker is being closed.
     #[error("shut down: {0}")]
     Shutdown(String),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::backoff::retry_delay_ms;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::limits::MAX_DELAY_MS;
+use crate::limits::{MAX_DELAY_MS, MAX_RESULT_BYTES};
 use crate::store::{Delivery, Finish};
 
 /// One delivered job. May move between threads; finish it from one at a time.
@@ -74,9 +74,35 @@ impl Job {
         self.finished.load(SeqCst)
     }
 
-    /// Done: the job is removed.
+    /// Done: the job is removed (or, with the handle's `keep_done_ms` > 0,
+    /// kept in state done for that long).
     pub fn ack(&self) -> Result<()> {
-        self.apply(Finish::Ack, true)
+        self.apply(self.ack_op(None), true)
+    }
+
+    /// Done, like `ack`, with a result of at most `MAX_RESULT_BYTES` bytes
+    /// that `Queue::job` shows while the job is kept (`keep_done_ms`; with 0
+    /// the job is deleted at once and the result discarded). A result over
+    /// the limit is `TooBig` and changes nothing: the delivery stays yours.
+    pub fn ack_result(&self, result: &[u8]) -> Result<()> {
+        if result.len() > MAX_RESULT_BYTES {
+            return Err(Error::TooBig {
+                what: "result",
+                limit: "JOBQ_RESULT_MAX",
+                len: result.len(),
+                max: MAX_RESULT_BYTES,
+            });
+        }
+        self.apply(self.ack_op(Some(result)), true)
+    }
+
+    /// The store operation of an ack through this handle: kept as done
+    /// (with `result`) when the handle's `keep_done_ms` > 0, else removed.
+    pub(crate) fn ack_op(&self, result: Option<&[u8]>) -> Finish {
+        match self.inner.config.keep_done_ms {
+            0 => Finish::Ack,
+            keep_ms => Finish::AckKeep { result: result.map(<[u8]>::to_vec), keep_ms },
+        }
     }
 
     /// Retry after the backoff delay, or dead if this was the last allowed attempt.

@@ -27,6 +27,7 @@ pub mod config;
 mod context;
 pub mod error;
 mod fork;
+mod info;
 // The C ABI. Private to Rust users: its functions take raw pointers on the
 // C caller's word, so they are for C only; Rust code uses the core API.
 mod ffi;

@@ -14,3 +14,7 @@ pub const MAX_RESERVE_MANY: usize = 1000;
 pub const MAX_SCHEDULE_NAME: usize = 1024;
 /// Largest `max_reserved` or `rate.jobs` of a queue's limits.
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
+/// Largest result `Job::ack_result` (jobq_ack_result) stores, in bytes
+/// (JOBQ_RESULT_MAX): results are kept in the job's row, read whole by
+/// jobq_job_info, and meant to be small.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;

@@ -188,7 +188,7 @@ impl Queue {
         let inner = &self.inner;
         let ack_first = |name: &Arc<str>| {
             let (id, token) = job.begin_finish()?;
-            let ack = vec![(id, token, Finish::Ack)];
+            let ack = vec![(id, token, job.ack_op(None))];
             let (current, attempt) = inner.store.finish_and_reserve(name, ack, 1, ReserveIf::AllCurrent)?;
             let current = current.first().copied().ok_or_else(|| Error::Internal("no answer for the ack".into()))?;
             job.end_finish(current, true)?;
@@ -220,7 +220,7 @@ impl Queue {
         for (i, job) in jobs.iter().enumerate() {
             match job.begin_finish() {
                 Ok((id, token)) => {
-                    acks.push((id, token, Finish::Ack));
+                    acks.push((id, token, job.ack_op(None)));
                     sent.push(i);
                     answers.push(Ok(()));
                 }
@@ -509,7 +509,12 @@ fn far_future() -> Instant {
 
 fn check_payload(config: &Config, len: usize) -> Result<()> {
     if len as u64 > config.max_payload_bytes {
-        return Err(Error::TooBig { len, max: config.max_payload_bytes as usize });
+        return Err(Error::TooBig {
+            what: "payload",
+            limit: "max_payload_bytes",
+            len,
+            max: config.max_payload_bytes as usize,
+        });
     }
     Ok(())
 }

@@ -309,7 +309,7 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     let outcome = catch_unwind(AssertUnwindSafe(|| (s.handler)(&job))).unwrap_or(Outcome::Retry);
     let took = started.elapsed();
     let finish = match outcome {
-        Outcome::Done => Finish::Ack,
+        Outcome::Done => job.ack_op(None),
         Outcome::Retry => job.fail_op(Some("the handler asked for a retry")),
         Outcome::Bury => Finish::Bury { reason: Some("the handler buried the job".into()) },
     };

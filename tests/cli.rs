@@ -129,6 +129,31 @@ fn list_filters_by_queue_and_state_and_escapes_payloads() {
 }
 
 #[test]
+fn done_jobs_show_their_result_and_filter_by_state() {
+    let (_dir, file) = temp_file();
+    let q = jobq::Queue::open(&file, jobq::Config { keep_done_ms: 600_000, ..jobq::Config::default() }).unwrap();
+    let id = q.put("mail", b"send it", &jobq::PutOptions::default()).unwrap().id();
+    let other = q.put("mail", b"still ready", &jobq::PutOptions::default()).unwrap().id();
+    let job = q.reserve("mail", Some(std::time::Duration::ZERO)).unwrap().unwrap();
+    job.ack_result(b"sent: 250 OK").unwrap();
+    q.close().unwrap();
+    let shown = ok(&["show", &file, &id.to_string()]);
+    for line in [
+        "state:        done",
+        "[record expires]",
+        "finished_at:  ",
+        "result:       12 bytes, UTF-8 text:\nsent: 250 OK\n",
+    ] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
+    let listed = ok(&["list", &file, "--state", "done"]);
+    assert_eq!(rows(&listed).iter().map(|r| r[0].clone()).collect::<Vec<_>>(), [id.to_string()], "{listed}");
+    assert!(rows(&ok(&["list", &file, "--state", "ready"])).iter().all(|r| r[0] == other.to_string()));
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "0", "0", "1", "no"]);
+    assert!(ok(&["stats", &file, "--prometheus"]).contains("jobq_jobs{queue=\"mail\",state=\"done\"} 1\n"));
+}
+
+#[test]
 fn stats_as_table_json_and_prometheus() {
     let (_dir, file) = temp_file();
     for _ in 0..3 {
@@ -140,9 +165,9 @@ fn stats_as_table_json_and_prometheus() {
     let table = ok(&["stats", &file]);
     assert_eq!(
         table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"]
+        ["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "DONE", "PAUSED"]
     );
-    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0", "no"], ["sms", "1", "0", "0", "0", "no"]]);
+    assert_eq!(rows(&table), [["mail", "3", "1", "0", "0", "0", "no"], ["sms", "1", "0", "0", "0", "0", "no"]]);
 
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["ready"], 3);
@@ -187,7 +212,7 @@ fn kick_cancel_and_purge() {
     assert!(ok(&["list", &file, "--state", "dead"]).contains("smtp said no"));
 
     assert_eq!(ok(&["kick", &file, "mail", "--max", "1"]), "kicked 1 dead job of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "1", "0", "1", "2", "0", "no"]);
 
     // A reserved job with a live lease cannot be cancelled: a runtime error.
     let busy = jobq(&["cancel", &file, &held.to_string()]);
@@ -201,7 +226,7 @@ fn kick_cancel_and_purge() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--dead"), "{}", refused.stderr);
     assert_eq!(ok(&["purge", &file, "mail", "--dead"]), "purged 2 dead jobs of queue mail\n");
-    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[0], ["mail", "0", "0", "1", "0", "0", "no"]);
     assert_eq!(ok(&["kick", &file, "mail"]), "kicked 0 dead jobs of queue mail\n");
     q.close().unwrap();
     drop(dir);
@@ -217,7 +242,11 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
     assert_eq!(ok(&["pause", &file, "later"]), "paused queue later\n");
     assert_eq!(
         rows(&ok(&["stats", &file])),
-        [["later", "0", "0", "0", "0", "yes"], ["mail", "1", "0", "0", "0", "yes"], ["sms", "1", "0", "0", "0", "no"]]
+        [
+            ["later", "0", "0", "0", "0", "0", "yes"],
+            ["mail", "1", "0", "0", "0", "0", "yes"],
+            ["sms", "1", "0", "0", "0", "0", "no"]
+        ]
     );
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["paused"], true);
@@ -232,7 +261,7 @@ fn pause_and_resume_hold_deliveries_of_one_queue() {
     q.put("mail", b"while paused", &jobq::PutOptions::default()).unwrap();
     assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
     assert_eq!(q.reserve("mail", zero).unwrap().map(|j| j.id()), Some(id));
-    assert_eq!(rows(&ok(&["stats", &file]))[1], ["mail", "1", "0", "1", "0", "no"]);
+    assert_eq!(rows(&ok(&["stats", &file]))[1], ["mail", "1", "0", "1", "0", "0", "no"]);
     // Resuming what is not paused (or never used) is a no-op and records nothing.
     assert_eq!(ok(&["resume", &file, "mail"]), "resumed queue mail\n");
     assert_eq!(ok(&["resume", &file, "nobody"]), "resumed queue nobody\n");
@@ -324,7 +353,7 @@ fn watch_prints_one_block_per_tick() {
     assert!(out.contains("0.0 puts/s"), "{out}");
     let second = out.split("jobq watch ").nth(2).unwrap();
     let mail: Vec<&str> = second.lines().find(|l| l.starts_with("mail")).unwrap().split_whitespace().collect();
-    assert_eq!(mail, ["mail", "1", "0", "0", "0", "no", "+0.0", "+0.0"]);
+    assert_eq!(mail, ["mail", "1", "0", "0", "0", "0", "no", "+0.0", "+0.0"]);
 }
 
 #[test]

@@ -239,7 +239,7 @@ fn the_cli_works_on_a_url() {
     let id = id.trim().to_owned();
     let (code, out, err) = run(&["stats", &url, "--json"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(r#""mail":{"ready":1,"scheduled":0,"reserved":0,"dead":0,"paused":false}"#), "{out}");
+    assert!(out.contains(r#""mail":{"ready":1,"scheduled":0,"reserved":0,"dead":0,"done":0,"paused":false}"#), "{out}");
     let (code, out, err) = run(&["list", &url]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("hello"), "{out}");

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show the number of ready, scheduled, reserved and dead jobs per queue, and which are paused.
+    /// Show the number of ready, scheduled, reserved, dead and done jobs per queue, and which are paused.
     Stats {
         #[command(flatten)]
         file: FileArg,
@@ -201,6 +201,8 @@ enum StateArg {
     Scheduled,
     Reserved,
     Dead,
+    /// Acked and kept (keep_done_ms), until the keep time passes.
+    Done,
 }
 
 impl From<StateArg> for JobState {
@@ -210,6 +212,7 @@ impl From<StateArg> for JobState {
             StateArg::Scheduled => JobState::Scheduled,
             StateArg::Reserved => JobState::Reserved,
             StateArg::Dead => JobState::Dead,
+            StateArg::Done => JobState::Done,
         }
     }
 }
@@ -538,7 +541,7 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
     if stats.queues.is_empty() {
         return "(no queues)\n".into();
     }
-    let mut header = vec!["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "PAUSED"];
+    let mut header = vec!["QUEUE", "READY", "SCHEDULED", "RESERVED", "DEAD", "DONE", "PAUSED"];
     // A LIMITS column only when a queue has limits (jobq config).
     let limits = stats.queues.values().any(|c| c.limits.is_some());
     if limits {
@@ -547,7 +550,7 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
     if rates.is_some() {
         header.extend(["READY Δ/s", "DEAD Δ/s"]);
     }
-    let mut right = vec![false, true, true, true, true, false];
+    let mut right = vec![false, true, true, true, true, true, false];
     if limits {
         right.push(false);
     }
@@ -560,6 +563,7 @@ fn stats_table(stats: &Stats, rates: Option<&Rates>) -> String {
             c.scheduled.to_string(),
             c.reserved.to_string(),
             c.dead.to_string(),
+            c.done.to_string(),
             if c.paused { "yes" } else { "no" }.to_string(),
         ];
         if limits {
@@ -598,7 +602,14 @@ fn prometheus_text(stats: &Stats, created: u64) -> String {
         String::from("# HELP jobq_jobs Jobs in the queue file, by queue and state.\n# TYPE jobq_jobs gauge\n");
     for (name, c) in &stats.queues {
         let name = prometheus_label(name);
-        for (state, n) in [("ready", c.ready), ("scheduled", c.scheduled), ("reserved", c.reserved), ("dead", c.dead)] {
+        let states = [
+            ("ready", c.ready),
+            ("scheduled", c.scheduled),
+            ("reserved", c.reserved),
+            ("dead", c.dead),
+            ("done", c.done),
+        ];
+        for (state, n) in states {
             text.push_str(&format!("jobq_jobs{{queue=\"{name}\",state=\"{state}\"}} {n}\n"));
         }
     }
@@ -763,6 +774,7 @@ fn job_text(job: &JobInfo, now: i64) -> String {
         JobState::Scheduled => "may run at",
         JobState::Reserved => "lease ends",
         JobState::Dead => "died",
+        JobState::Done => "record expires",
     };
     let mut s = String::new();
     s.push_str(&format!("id:           {}\n", job.id));
@@ -778,9 +790,23 @@ fn job_text(job: &JobInfo, now: i64) -> String {
     s.push_str(&format!("created_at:   {}\n", time(job.created_at)));
     s.push_str(&format!("updated_at:   {}\n", time(job.updated_at)));
     s.push_str(&format!("last_error:   {}\n", text(&job.last_error)));
-    match std::str::from_utf8(&job.payload) {
+    if job.state == JobState::Done {
+        s.push_str(&format!("finished_at:  {}\n", time(job.updated_at)));
+        match job.result.as_deref() {
+            None => s.push_str("result:       -\n"),
+            Some(result) => s.push_str(&bytes_text("result:      ", result, result.len() as u64)),
+        }
+    }
+    s.push_str(&bytes_text("payload:     ", &job.payload, job.payload_len));
+    s
+}
+
+/// `label` and `len` then `bytes` as text if UTF-8, else as a hex dump.
+fn bytes_text(label: &str, bytes: &[u8], len: u64) -> String {
+    let mut s = String::new();
+    match std::str::from_utf8(bytes) {
         Ok(utf8) => {
-            s.push_str(&format!("payload:      {} bytes, UTF-8 text:\n", job.payload_len));
+            s.push_str(&format!("{label} {len} bytes, UTF-8 text:\n"));
             // Control characters other than newline and tab are escaped, so that
             // a payload cannot drive the terminal.
             for line in utf8.split('\n') {
@@ -791,8 +817,8 @@ fn job_text(job: &JobInfo, now: i64) -> String {
             }
         }
         Err(_) => {
-            s.push_str(&format!("payload:      {} bytes, not UTF-8; hex:\n", job.payload_len));
-            s.push_str(&hexdump(&job.payload));
+            s.push_str(&format!("{label} {len} bytes, not UTF-8; hex:\n"));
+            s.push_str(&hexdump(bytes));
         }
     }
     s

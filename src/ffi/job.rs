@@ -2,11 +2,12 @@
 //! jobq_reserve (or jobq_reserve_many, jobq_ack_reserve) until jobq_job_free. May move between threads, but must not
 //! be used by two threads at once.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use super::handle::Registry;
 use super::jobq_status::{self, *};
+use super::queue::bytes;
 use super::{boundary, boundary_or, c_str, c_str_opt, timeout_of};
 use crate::error::Error;
 use crate::job::Job;
@@ -91,11 +92,32 @@ fn finish(job: *mut jobq_job, f: impl FnOnce(&Job) -> Result<(), Error>) -> jobq
     }))
 }
 
-/// Done: the job is removed. JOBQ_E_STATE if this delivery is no longer
-/// current (finished already, or its lease expired and it was delivered again).
+/// Done: the job is removed (with the handle's `keep_done_ms` > 0: kept in
+/// state "done" for that long, see jobq_ack_result). JOBQ_E_STATE if this
+/// delivery is no longer current (finished already, or its lease expired
+/// and it was delivered again).
 #[no_mangle]
 pub extern "C" fn jobq_ack(job: *mut jobq_job) -> jobq_status {
     finish(job, |j| j.ack())
+}
+
+/// The largest result jobq_ack_result stores, in bytes (64 KiB).
+pub const JOBQ_RESULT_MAX: usize = 65536;
+const _: () = assert!(JOBQ_RESULT_MAX == crate::limits::MAX_RESULT_BYTES);
+
+/// Done, like jobq_ack (same rules: JOBQ_E_STATE if this delivery is no
+/// longer current, and then nothing is stored; the ack is committed when
+/// this returns JOBQ_OK), with a result of `len` bytes at `data` (NULL
+/// allowed when len is 0; copied) kept with the job. With the handle's
+/// `keep_done_ms` > 0 the job stays in state "done" for that long, and
+/// jobq_job_info shows its result, attempts, last error and times; with
+/// keep_done_ms 0 (the default) the job is deleted as by jobq_ack and the
+/// result discarded. len > JOBQ_RESULT_MAX: JOBQ_E_TOO_BIG, nothing
+/// stored, and the job stays reserved (ack it again, or let it fail).
+/// NULL `job`, or NULL `data` with len > 0: JOBQ_E_INVALID_ARG, nothing stored.
+#[no_mangle]
+pub extern "C" fn jobq_ack_result(job: *mut jobq_job, data: *const c_void, len: usize) -> jobq_status {
+    finish(job, |j| j.ack_result(bytes(data, len, "data")?))
 }
 
 /// Failed: retried after backoff, or dead if its attempts are used up.

@@ -521,10 +521,11 @@ pub(crate) fn give_string(text: String) -> Result<*mut c_char, Error> {
 }
 
 /// Counts per queue as JSON: `{"queues":{"<name>":{"ready":n,"scheduled":n,
-/// "reserved":n,"dead":n,"paused":false}}}` (`"paused":true` while the queue
-/// is paused, see jobq_pause). While the store has schedules (jobq_schedule),
-/// also `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of
-/// the next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
+/// "reserved":n,"dead":n,"done":n,"paused":false}}}` (`"paused":true` while
+/// the queue is paused, see jobq_pause; "done": jobs acked and kept, see
+/// jobq_ack_result). While the store has schedules (jobq_schedule), also
+/// `"schedules":[{"name":..,"queue":..,"spec":..,"next_ms":<Unix ms of the
+/// next slot, or null>,"priority":n,"delay_ms":n,"max_attempts":n,
 /// "lease_ms":n,"payload_len":n}]` in name order. A queue with limits
 /// (jobq_queue_config) also has
 /// `"limits":{"max_reserved":n,"rate":{"jobs":n,"per_ms":n}}` (only the
@@ -542,6 +543,40 @@ pub extern "C" fn jobq_stats_json(q: *mut jobq, out_json: *mut *mut c_char) -> j
         let raw = give_string(text)?;
         // SAFETY: non-NULL, and the contract says it points to a writable char*.
         unsafe { out_json.write(raw) };
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Everything about job `id` as one JSON object in *json_out (free it with
+/// jobq_string_free), for live jobs and for done ones (acked through a
+/// handle with `keep_done_ms` > 0, until that long after the ack). Every
+/// field is always present, null when it does not apply:
+/// `{"id":n,"queue":"..","state":"ready|scheduled|reserved|dead|done",
+/// "priority":n,"attempts":n,"max_attempts":n,"last_error":".."|null,
+/// "result":".."|null,"result_b64":".."|null,"result_len":n|null,
+/// "unique_key":".."|null,"payload_len":n,"created_at":ms,"updated_at":ms,
+/// "run_at":ms,"lease_until":ms|null,"finished_at":ms|null,"expires_at":ms|null}`.
+/// Times are Unix ms. `result` is the result as a JSON string when its
+/// bytes are UTF-8 (else null); `result_b64` is always its exact bytes in
+/// base64; both null when the job has no result (not done, or acked
+/// without one). `run_at`: ready/scheduled: when it may run; reserved: when
+/// its lease ends; dead: when it died; done: when its record expires (as
+/// `expires_at`; `finished_at` is when it was acked). The payload itself is
+/// not included. JOBQ_E_NOT_FOUND (and *json_out not written) when there is
+/// no such job: never stored, acked without keep_done_ms, cancelled,
+/// purged, or done and past its keep time (whether or not the background
+/// pruning deleted its row yet). NULL `json_out`: JOBQ_E_INVALID_ARG.
+#[no_mangle]
+pub extern "C" fn jobq_job_info(q: *mut jobq, id: u64, json_out: *mut *mut c_char) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        if json_out.is_null() {
+            return Err(Error::InvalidArg("json_out is NULL".into()));
+        }
+        let text = handle.job_json(id)?;
+        let raw = give_string(text)?;
+        // SAFETY: non-NULL, and the contract says it points to a writable char*.
+        unsafe { json_out.write(raw) };
         Ok(JOBQ_OK)
     })
 }

@@ -31,7 +31,8 @@ use crate::qconfig::{self, LimitsPatch, QueueLimits};
 /// A job's state as seen at one moment. One classification for the stats,
 /// the listing and every backend: a scheduled job whose time has come is
 /// ready; a reserved job whose lease expired is ready again, or dead if that
-/// was its last allowed attempt.
+/// was its last allowed attempt; a done job whose keep time passed is gone
+/// (whether or not the background pruning deleted its row yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -43,10 +44,14 @@ pub enum JobState {
     Reserved,
     /// Out of attempts, or buried; stays until kicked or purged.
     Dead,
+    /// Acked through a handle with `keep_done_ms` > 0: kept, with its
+    /// result, until that long after the ack; never delivered again.
+    Done,
 }
 
 impl JobState {
-    pub const ALL: [JobState; 4] = [JobState::Ready, JobState::Scheduled, JobState::Reserved, JobState::Dead];
+    pub const ALL: [JobState; 5] =
+        [JobState::Ready, JobState::Scheduled, JobState::Reserved, JobState::Dead, JobState::Done];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,16 +59,18 @@ impl JobState {
             JobState::Scheduled => "scheduled",
             JobState::Reserved => "reserved",
             JobState::Dead => "dead",
+            JobState::Done => "done",
         }
     }
 
     /// The state from the code both backends' listing SQL computes:
-    /// 0 ready, 1 scheduled, 2 reserved, anything else dead.
+    /// 0 ready, 1 scheduled, 2 reserved, 4 done, anything else dead.
     pub(crate) fn from_code(code: i64) -> JobState {
         match code {
             0 => JobState::Ready,
             1 => JobState::Scheduled,
             2 => JobState::Reserved,
+            4 => JobState::Done,
             _ => JobState::Dead,
         }
     }
@@ -78,10 +85,9 @@ impl std::fmt::Display for JobState {
 impl std::str::FromStr for JobState {
     type Err = Error;
     fn from_str(s: &str) -> Result<JobState> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown job state {s:?} (ready, scheduled, reserved or dead)")))
+        JobState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
+            Error::invalid(format!("unknown job state {s:?} (ready, scheduled, reserved, dead or done)"))
+        })
     }
 }
 
@@ -113,7 +119,8 @@ pub struct JobInfo {
     pub attempts: u32,
     pub max_attempts: u32,
     /// Ready/scheduled: when it may run; reserved: when the lease ends;
-    /// dead: when it died.
+    /// dead: when it died; done: when its record expires (it was acked at
+    /// `updated_at`).
     pub run_at: i64,
     /// Lease length of each delivery.
     pub lease_ms: u64,
@@ -130,6 +137,9 @@ pub struct JobInfo {
     pub updated_at: i64,
     /// Why the last attempt failed or the job died.
     pub last_error: Option<String>,
+    /// Done: the result stored by `Job::ack_result`, if any (in a listing,
+    /// cut to `JobFilter::payload_max` bytes like the payload).
+    pub result: Option<Vec<u8>>,
 }
 
 /// Counts of one queue, and whether it is paused.
@@ -139,6 +149,8 @@ pub struct QueueCounts {
     pub scheduled: u64,
     pub reserved: u64,
     pub dead: u64,
+    /// Acked and kept (`keep_done_ms`), until their keep time passes.
+    pub done: u64,
     /// Paused (`Queue::pause`): it takes puts but delivers nothing until resumed.
     pub paused: bool,
     /// Its delivery limits (`Queue::configure`), if it has any (stats JSON:
@@ -273,6 +285,11 @@ impl Attempt {
 pub(crate) enum Finish {
     /// Done: the job is removed.
     Ack,
+    /// Done, and kept: state done with `result` until `keep_ms` (> 0) from
+    /// now, then deleted by the backend's background pruning. Same
+    /// currency rules as `Ack` (a dead job's holder may still do it); a
+    /// done job is never revived, and its unique key is free at once.
+    AckKeep { result: Option<Vec<u8>>, keep_ms: u64 },
     /// Retry after `delay_ms`, or dead if attempts are used up.
     Fail { reason: Option<String>, delay_ms: u64 },
     /// Ready again after `delay_ms`; the attempt is not counted.
@@ -407,7 +424,10 @@ pub(crate) trait Store: Send + Sync {
     /// `counts` classifies them.
     fn list(&self, filter: &JobFilter) -> Result<Vec<JobInfo>>;
 
-    /// Must provide: everything about job `id`, or `None`.
+    /// Must provide: everything about job `id`, or `None`. A done job
+    /// whose keep time passed is `None` (and counted and listed nowhere),
+    /// whether or not its row was pruned yet: the backend deletes such rows
+    /// in the background, in small batches, so the store stays bounded.
     fn job(&self, id: u64) -> Result<Option<JobInfo>>;
 
     /// Must provide: deletes the jobs of `queue` that are dead now; how many.

@@ -133,6 +133,14 @@ class Job:
         delivered again)."""
         self._finish(lib.jobq_ack(self._handle()))
 
+    def ack_result(self, result: Buffer) -> None:
+        """Acks like :meth:`ack` and stores ``result`` (at most
+        ``JOBQ_RESULT_MAX`` bytes, else :class:`TooBig` and the job stays
+        reserved). With the store's ``keep_done_ms`` > 0 the job stays
+        readable as "done" with its result (:meth:`Queue.job_info`)."""
+        buf = _buffer(result, "result")
+        self._finish(lib.jobq_ack_result(self._handle(), buf, len(buf)))
+
     def fail(self, reason: Optional[str] = None) -> None:
         """Failed: retried after the store's backoff, or dead once its attempts
         are used up. ``reason`` is kept as the job's last error."""
@@ -420,6 +428,55 @@ class Queue:
     def resume(self, queue: str) -> None:
         """Resumes a paused ``queue`` (a no-op if it is not paused)."""
         check(lib.jobq_resume(self._handle(), _cstr(queue, "queue")))
+
+    def configure(self, queue: str, limits: Union[str, Dict[str, Any]]) -> None:
+        """Sets or removes delivery limits of ``queue`` for every client of the
+        store (``jobq_queue_config``): ``{"max_reserved": N, "rate": {"jobs": N,
+        "per_ms": M}}``; ``None`` for a key removes that limit, keys not given
+        keep their value. :class:`InvalidArgument` for a bad key or value."""
+        text = limits if isinstance(limits, str) else json.dumps(limits)
+        check(lib.jobq_queue_config(self._handle(), _cstr(queue, "queue"), _cstr(text, "limits")))
+
+    def schedule(
+        self,
+        name: str,
+        queue: str,
+        spec: str,
+        payload: Buffer = b"",
+        *,
+        priority: int = 0,
+        delay_ms: int = 0,
+        max_attempts: int = 0,
+        lease_ms: int = 0,
+    ) -> None:
+        """Makes (or replaces) the periodic job ``name`` (``jobq_schedule``):
+        ``payload`` is put into ``queue`` at every slot of ``spec``, a 5-field
+        cron spec in UTC or ``@every 30s``; each slot exactly once, however
+        many handles are open. :class:`InvalidArgument` for a bad spec."""
+        opts, _key = _put_opts(priority, delay_ms, max_attempts, lease_ms, None)
+        buf = _buffer(payload)
+        check(
+            lib.jobq_schedule(
+                self._handle(), _cstr(queue, "queue"), _cstr(name, "name"), _cstr(spec, "spec"), buf, len(buf), opts
+            )
+        )
+
+    def unschedule(self, name: str) -> None:
+        """Deletes the schedule ``name`` (a no-op if there is none)."""
+        check(lib.jobq_unschedule(self._handle(), _cstr(name, "name")))
+
+    def job_info(self, id: int) -> Dict[str, Any]:
+        """Job ``id`` as a dict (``jobq_job_info``): state, attempts,
+        last_error, result / result_b64, times. :class:`NotFound` if there is
+        no such job (or it was acked and not kept, or its keep time passed)."""
+        out = ffi.new("char **")
+        check(lib.jobq_job_info(self._handle(), id, out))
+        try:
+            text = ffi.string(out[0]).decode("utf-8")
+        finally:
+            lib.jobq_string_free(out[0])
+        result: Dict[str, Any] = json.loads(text)
+        return result
 
     def stats(self) -> Dict[str, Any]:
         """Counts per queue, parsed from ``jobq_stats_json``:

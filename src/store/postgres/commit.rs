@@ -282,6 +282,7 @@ impl Committer {
         let release_st = conn.prep(sql::RELEASE).await?;
         let touch_st = conn.prep(sql::TOUCH).await?;
         let bury_st = conn.prep(sql::BURY).await?;
+        let ack_keep_st = conn.prep(sql::ACK_KEEP).await?;
         let live_key = conn.prep(sql::LIVE_KEY).await?;
         let now = self.clock.now_ms();
 
@@ -357,6 +358,16 @@ impl Committer {
                             slots.push(Slot::Ack { id, token });
                             continue;
                         }
+                        Finish::AckKeep { result, keep_ms } => (
+                            &ack_keep_st,
+                            vec![
+                                Box::new(id),
+                                Box::new(token),
+                                Box::new(now.saturating_add(i64_of(*keep_ms))),
+                                Box::new(now),
+                                Box::new(result.clone()),
+                            ],
+                        ),
                         Finish::Fail { reason, delay_ms } => (
                             &fail_st,
                             vec![

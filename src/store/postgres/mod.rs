@@ -76,6 +76,12 @@ const VACUUM_EVERY: u64 = 500;
 const SCHEDULE_RECHECK: Duration = Duration::from_millis(1000);
 /// After a failed fire (a lost connection, a lock timeout), try again after this long.
 const SCHEDULE_RETRY: Duration = Duration::from_millis(50);
+/// Done jobs one pruning statement deletes at most.
+const PRUNE_BATCH: i64 = 1000;
+/// How often the pruning task looks for expired done jobs: soon again
+/// after it found some, backing off to the longest wait while it finds none.
+const PRUNE_MIN_WAIT: Duration = Duration::from_millis(100);
+const PRUNE_MAX_WAIT: Duration = Duration::from_millis(1000);
 /// How long close waits for the background tasks.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -104,17 +110,81 @@ pub(crate) struct PgStore {
     owner: i64,
     wakeups: Wakeups,
     closed: AtomicBool,
-    /// Rows this handle deleted or updated since its last own VACUUM.
-    churn: AtomicU64,
-    vacuuming: Arc<AtomicBool>,
-    /// Whether this handle vacuums the jobs table itself: the server's
-    /// autovacuum is off (read at open), so nothing else would.
-    self_vacuum: AtomicBool,
+    vacuum: Arc<SelfVacuum>,
+    /// Ends the pruning task (`prune_done`).
+    prune_stop: Arc<tokio::sync::Notify>,
     /// Wakes the scheduler task (a schedule changed here, or close).
     schedule_poke: Arc<tokio::sync::Notify>,
     schedule_stop: Arc<AtomicBool>,
     /// Queues seen with limits (shared with the committer).
     limited: Arc<Limited>,
+}
+
+/// The VACUUMs a handle runs itself when the server's autovacuum is off.
+/// Without them, such a server keeps every dead row of every cycled job:
+/// the table and the ready index grow without bound and each claim wades
+/// through dead index entries.
+struct SelfVacuum {
+    pool: Arc<Pool>,
+    /// Rows this handle deleted or updated since its last own VACUUM.
+    churn: AtomicU64,
+    running: AtomicBool,
+    /// Whether this handle vacuums the jobs table itself: the server's
+    /// autovacuum is off (read at open), so nothing else would.
+    enabled: AtomicBool,
+}
+
+impl SelfVacuum {
+    /// Counts `rows` deleted or updated; true when enough accumulated and
+    /// the caller must now start `run` (one at a time).
+    fn due(&self, rows: usize) -> bool {
+        if rows == 0 || !self.enabled.load(SeqCst) {
+            return false;
+        }
+        let total = self.churn.fetch_add(rows as u64, SeqCst) + rows as u64;
+        if total < VACUUM_EVERY || self.running.swap(true, SeqCst) {
+            return false;
+        }
+        self.churn.store(0, SeqCst);
+        true
+    }
+
+    /// `VACUUM (SKIP_LOCKED) jobs`; a failure is left for the next one.
+    async fn run(self: Arc<Self>) {
+        let _ = self.pool.run(async |c| Ok(c.client.batch_execute("VACUUM (SKIP_LOCKED) jobs").await?)).await;
+        self.running.store(false, SeqCst);
+    }
+}
+
+/// The pruning task of a handle: deletes done jobs whose keep time passed
+/// (`keep_done_ms`, docs/results.md), `PRUNE_BATCH` at a time, off every
+/// caller's path, until `stop`. Every handle prunes every handle's expired
+/// rows (the acking handle set the row's expiry); SKIP LOCKED keeps two
+/// handles from waiting on each other. Errors (a lost server) only delay it.
+async fn prune_done(pool: Arc<Pool>, clock: Arc<dyn Clock>, vacuum: Arc<SelfVacuum>, stop: Arc<tokio::sync::Notify>) {
+    let mut wait = PRUNE_MIN_WAIT;
+    loop {
+        if tokio::time::timeout(wait, stop.notified()).await.is_ok() {
+            return;
+        }
+        loop {
+            let now = clock.now_ms();
+            let deleted = pool
+                .run_fast(async move |c| {
+                    let st = c.prep(sql::PRUNE_DONE).await?;
+                    Ok(c.client.execute(&st, &[&now, &PRUNE_BATCH]).await?)
+                })
+                .await
+                .unwrap_or(0);
+            if vacuum.due(deleted as usize) {
+                tokio::spawn(vacuum.clone().run());
+            }
+            wait = if deleted > 0 { PRUNE_MIN_WAIT } else { (wait * 2).min(PRUNE_MAX_WAIT) };
+            if deleted < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -179,10 +249,18 @@ impl PgStore {
             poke: schedule_poke.clone(),
             stop: schedule_stop.clone(),
         };
+        let vacuum = Arc::new(SelfVacuum {
+            pool: pool.clone(),
+            churn: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            enabled: AtomicBool::new(autovacuum == "off"),
+        });
+        let prune_stop = Arc::new(tokio::sync::Notify::new());
         let tasks = vec![
             runtime.spawn(committer.run(rx)),
             runtime.spawn(session.run(Some(session_client))),
             runtime.spawn(scheduler.run()),
+            runtime.spawn(prune_done(pool.clone(), env.clock.clone(), vacuum.clone(), prune_stop.clone())),
         ];
         Ok(PgStore {
             runtime: Mutex::new(Some(Arc::new(runtime))),
@@ -197,9 +275,8 @@ impl PgStore {
             owner,
             wakeups: config.wakeups,
             closed: AtomicBool::new(false),
-            churn: AtomicU64::new(0),
-            vacuuming: Arc::new(AtomicBool::new(false)),
-            self_vacuum: AtomicBool::new(autovacuum == "off"),
+            vacuum,
+            prune_stop,
             schedule_poke,
             schedule_stop,
             limited,
@@ -295,29 +372,16 @@ impl PgStore {
 
     /// Counts `rows` deleted or updated; when this handle must vacuum and
     /// enough accumulated, starts a `VACUUM (SKIP_LOCKED) jobs` in the
-    /// background (one at a time; a failure is left for the next one).
-    /// Without it, a server with autovacuum off keeps every dead row of
-    /// every cycled job: the table and the ready index grow without bound
-    /// and each claim wades through dead index entries.
+    /// background (see `SelfVacuum`).
     fn churned(&self, rows: usize) {
-        if rows == 0 || !self.self_vacuum.load(SeqCst) {
+        if !self.vacuum.due(rows) {
             return;
         }
-        let total = self.churn.fetch_add(rows as u64, SeqCst) + rows as u64;
-        if total < VACUUM_EVERY || self.vacuuming.swap(true, SeqCst) {
-            return;
-        }
-        self.churn.store(0, SeqCst);
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let Some(rt) = rt else {
-            self.vacuuming.store(false, SeqCst);
-            return;
-        };
-        let (pool, vacuuming) = (self.pool.clone(), self.vacuuming.clone());
-        rt.spawn(async move {
-            let _ = pool.run(async |c| Ok(c.client.batch_execute("VACUUM (SKIP_LOCKED) jobs").await?)).await;
-            vacuuming.store(false, SeqCst);
-        });
+        match rt {
+            Some(rt) => drop(rt.spawn(self.vacuum.clone().run())),
+            None => self.vacuum.running.store(false, SeqCst),
+        }
     }
 
     fn wake_queue(&self, queue: &str) {
@@ -659,6 +723,7 @@ fn job_info(r: &Row) -> std::result::Result<JobInfo, tokio_postgres::Error> {
         created_at: r.try_get(13)?,
         updated_at: r.try_get(14)?,
         last_error: r.try_get(15)?,
+        result: r.try_get(16)?,
     })
 }
 
@@ -923,6 +988,7 @@ impl Store for PgStore {
                     scheduled: n(2)?,
                     reserved: n(3)?,
                     dead: n(4)?,
+                    done: n(5)?,
                     paused: c.paused,
                     ..QueueCounts::default()
                 };
@@ -937,7 +1003,7 @@ impl Store for PgStore {
 
     fn list(&self, filter: &JobFilter) -> Result<Vec<JobInfo>> {
         let mut text = sql::select_jobs(filter.payload_max);
-        text.push_str(" WHERE id > $2::int8");
+        text.push_str(&format!(" WHERE id > $2::int8 AND NOT {}", sql::IS_GONE));
         let mut n = 2;
         if filter.queue.is_some() {
             n += 1;
@@ -950,6 +1016,7 @@ impl Store for PgStore {
                 JobState::Scheduled => sql::IS_SCHEDULED,
                 JobState::Reserved => sql::IS_RESERVED,
                 JobState::Dead => sql::IS_DEAD,
+                JobState::Done => sql::IS_DONE,
             });
         }
         text.push_str(" ORDER BY id");
@@ -973,7 +1040,8 @@ impl Store for PgStore {
 
     fn job(&self, id: u64) -> Result<Option<JobInfo>> {
         static GET: OnceLock<String> = OnceLock::new();
-        let get: &'static str = GET.get_or_init(|| format!("{} WHERE id = $2::int8", sql::select_jobs(None)));
+        let get: &'static str =
+            GET.get_or_init(|| format!("{} WHERE id = $2::int8 AND NOT {}", sql::select_jobs(None), sql::IS_GONE));
         let id = id.min(i64::MAX as u64) as i64;
         self.block(self.pool.run(async |c| {
             let st = c.prep(get).await?;
@@ -1022,6 +1090,7 @@ impl Store for PgStore {
         self.wake.stop();
         self.schedule_stop.store(true, SeqCst);
         self.schedule_poke.notify_one();
+        self.prune_stop.notify_one();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(rt) = rt {

@@ -14,8 +14,10 @@ use crate::error::Error;
 /// stored in `meta`. 1: the first; 2: `queues.paused` (an older build would
 /// deliver from a paused queue, so it refuses the store); 3: `schedules`
 /// (periodic jobs; an older build would not fire them) and `queue_limits`
-/// (an older build would deliver past a queue's limits). An open by this
-/// build upgrades an older store in place (`upgrade`).
+/// (an older build would deliver past a queue's limits), done jobs and
+/// results (`v3_results`: an older build would list done jobs as dead and
+/// never prune them). An open by this build upgrades an older store in
+/// place (`upgrade`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Schema version 3, periodic jobs (`jobq_schedule`): one row per schedule,
@@ -72,7 +74,7 @@ fn ddl(s: &str) -> String {
         "CREATE TABLE {s}.jobs (
             id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             queue        text     NOT NULL,
-            -- 0 pending, 1 reserved, 2 dead, 3 scheduled
+            -- 0 pending, 1 reserved, 2 dead, 3 scheduled, 4 done (schema version 3)
             state        smallint NOT NULL,
             priority     integer  NOT NULL,
             -- pending/scheduled: when it may run; dead: when it died
@@ -109,6 +111,21 @@ fn ddl(s: &str) -> String {
         CREATE UNIQUE INDEX jobs_unique ON {s}.jobs (queue, unique_key)
             WHERE unique_key IS NOT NULL AND state IN (0, 1, 3);
         INSERT INTO {s}.meta (key, value) VALUES ('store', '{MARKER}'), ('version', '{SCHEMA_VERSION}');"
+    )
+}
+
+/// Schema version 3, results and retention (docs/results.md): run on a new
+/// store after `ddl`, and by `upgrade` on a store of version 1 or 2 (a
+/// column without a default rewrites nothing). A done job (state 4: acked
+/// through a handle with keep_done_ms > 0) keeps its row with `result`
+/// until `run_at`, its expiry; the pruning (`sql::PRUNE_DONE`) finds expired
+/// ones through `jobs_done`. State 4 is in none of the other partial
+/// indexes: never claimed, and its unique key is free (`jobs_unique`
+/// covers states 0, 1, 3 only).
+fn v3_results(s: &str) -> String {
+    format!(
+        "ALTER TABLE {s}.jobs ADD COLUMN result bytea;
+         CREATE INDEX jobs_done ON {s}.jobs (run_at) WHERE state = 4;"
     )
 }
 
@@ -151,6 +168,7 @@ pub(crate) async fn prepare(client: &Client, settings: &Settings) -> Result<(), 
         client.batch_execute(&ddl(&s)).await?;
         client.batch_execute(&ddl_v3_schedules(&s)).await?;
         client.batch_execute(&limits_ddl(&s)).await?;
+        client.batch_execute(&v3_results(&s)).await?;
         Ok(())
     }
     .await;
@@ -231,12 +249,11 @@ async fn upgrade(client: &Client, s: &str, version: i64) -> Result<(), Fail> {
             .batch_execute(&format!("ALTER TABLE {s}.queues ADD COLUMN paused boolean NOT NULL DEFAULT false"))
             .await?;
     }
+    // Schema v3: schedules, per-queue limits, done jobs and results.
     if version < 3 {
         client.batch_execute(&ddl_v3_schedules(s)).await?;
-    }
-    // Schema v3: per-queue limits.
-    if version < 3 {
         client.batch_execute(&limits_ddl(s)).await?;
+        client.batch_execute(&v3_results(s)).await?;
     }
     client.batch_execute(&format!("UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'version'")).await?;
     Ok(())

@@ -4,7 +4,7 @@
 //! explicit casts so that their types do not depend on inference.
 //!
 //! Stored states, as in the SQLite backend: 0 pending, 1 reserved, 2 dead,
-//! 3 scheduled. Unlike SQLite, a reserved job's lease deadline is
+//! 3 scheduled, 4 done (`run_at`: its expiry). Unlike SQLite, a reserved job's lease deadline is
 //! `lease_until` only (`run_at` keeps its last value): `lease_until` is in
 //! no index, so a touch is a HOT update.
 
@@ -15,9 +15,14 @@ pub(crate) const IS_READY: &str = "(state = 0 OR (state = 3 AND run_at <= $1::in
 pub(crate) const IS_SCHEDULED: &str = "(state = 3 AND run_at > $1::int8)";
 pub(crate) const IS_RESERVED: &str = "(state = 1 AND lease_until > $1::int8)";
 pub(crate) const IS_DEAD: &str = "(state = 2 OR (state = 1 AND lease_until <= $1::int8 AND attempts >= max_attempts))";
+/// Done and not expired (an expired done job is gone, pruned or not).
+pub(crate) const IS_DONE: &str = "(state = 4 AND run_at > $1::int8)";
+/// Rows that no longer exist for the caller: done jobs past their expiry.
+pub(crate) const IS_GONE: &str = "(state = 4 AND run_at <= $1::int8)";
 
-/// 0 ready, 1 scheduled, 2 reserved, 3 dead at time `$1`.
+/// 0 ready, 1 scheduled, 2 reserved, 3 dead, 4 done at time `$1`.
 pub(crate) const EFFECTIVE_STATE: &str = "CASE
+    WHEN state = 4 THEN 4
     WHEN state = 0 OR (state = 3 AND run_at <= $1::int8)
         OR (state = 1 AND lease_until <= $1::int8 AND attempts < max_attempts) THEN 0
     WHEN state = 3 THEN 1
@@ -202,9 +207,25 @@ pub(crate) const RECLAIM_DEAD_OWNERS: &str = "WITH holders AS (
 
 /// Batched acks: $1 ids, $2 tokens; answers the (id, token) pairs deleted
 /// and their queues (an ack of a limited queue wakes its waiters).
+/// A done job (kept by an earlier ack of the delivery) is finished: stale.
 pub(crate) const ACK_MANY: &str = "DELETE FROM jobs USING unnest($1::int8[], $2::int8[]) AS f(id, token)
-     WHERE jobs.id = f.id AND jobs.lease_token = f.token
+     WHERE jobs.id = f.id AND jobs.lease_token = f.token AND jobs.state <> 4
      RETURNING jobs.id, jobs.lease_token, jobs.queue";
+
+/// An ack that keeps the job (keep_done_ms): like the DELETE of `ACK_MANY`,
+/// but the row stays, done, until its expiry in `run_at`; a second ack of
+/// the delivery finds it done (stale). $1 id, $2 token, $3 expiry, $4 now,
+/// $5 result.
+pub(crate) const ACK_KEEP: &str = "UPDATE jobs SET state = 4, run_at = $3::int8, result = $5::bytea,
+        lease_until = NULL, lease_owner = NULL, updated_at = $4::int8
+     WHERE id = $1::int8 AND lease_token = $2::int8 AND state <> 4
+     RETURNING queue";
+
+/// Deletes up to $2 done jobs whose expiry passed by $1, oldest first;
+/// rows another client is pruning are left to it.
+pub(crate) const PRUNE_DONE: &str = "DELETE FROM jobs WHERE state = 4 AND id IN
+        (SELECT id FROM jobs WHERE state = 4 AND run_at <= $1::int8 ORDER BY run_at LIMIT $2::int8
+         FOR UPDATE SKIP LOCKED)";
 
 /// $1 id, $2 token, $3 retry at, $4 now, $5 reason.
 pub(crate) const FAIL: &str = "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,
@@ -275,21 +296,25 @@ pub(crate) const LAST_ID: &str = "SELECT pg_catalog.pg_sequence_last_value(
 pub(crate) fn counts() -> String {
     format!(
         "SELECT queue, count(*) FILTER (WHERE {IS_READY}), count(*) FILTER (WHERE {IS_SCHEDULED}),
-                count(*) FILTER (WHERE {IS_RESERVED}), count(*) FILTER (WHERE {IS_DEAD})
+                count(*) FILTER (WHERE {IS_RESERVED}), count(*) FILTER (WHERE {IS_DEAD}),
+                count(*) FILTER (WHERE {IS_DONE})
            FROM jobs GROUP BY queue"
     )
 }
 
 /// The listing's columns, the payload cut to `payload_max` bytes; `$1` is now.
 pub(crate) fn select_jobs(payload_max: Option<u64>) -> String {
-    let payload = match payload_max {
-        Some(n) => format!("substring(payload FROM 1 FOR {})", n.min(i32::MAX as u64)),
-        None => "payload".to_owned(),
+    let (payload, result) = match payload_max {
+        Some(n) => {
+            let n = n.min(i32::MAX as u64);
+            (format!("substring(payload FROM 1 FOR {n})"), format!("substring(result FROM 1 FOR {n})"))
+        }
+        None => ("payload".to_owned(), "result".to_owned()),
     };
     format!(
         "SELECT id, queue, {EFFECTIVE_STATE}, priority, attempts, max_attempts,
                 CASE WHEN state = 1 THEN lease_until ELSE run_at END, lease_ms, lease_until, lease_owner,
-                unique_key, {payload}, octet_length(payload), created_at, updated_at, last_error
+                unique_key, {payload}, octet_length(payload), created_at, updated_at, last_error, {result}
            FROM jobs"
     )
 }

@@ -258,7 +258,9 @@ fn a_store_of_the_first_schema_is_upgraded_in_place() {
     let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
     st.close();
     // Back to version 1 by hand: its schema is this one without queues.paused
-    // (version 2) and queue_limits (version 3).
+    // (version 2) nor the version 3 tables, column and index.
+    admin(&format!("DROP INDEX {}.jobs_done", s.0));
+    admin(&format!("ALTER TABLE {}.jobs DROP COLUMN result", s.0));
     admin(&format!("ALTER TABLE {}.queues DROP COLUMN paused", s.0));
     admin(&format!("DROP TABLE {}.queue_limits", s.0));
     admin(&format!("DROP TABLE {}.schedules", s.0));
@@ -284,9 +286,11 @@ fn a_store_of_schema_2_is_upgraded_in_place() {
     let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
     st.put(job("old"), b"second".to_vec()).unwrap();
     st.close();
-    // Back to version 2 by hand: its schema is this one without the v3 tables.
-    admin(&format!("DROP TABLE {}.queue_limits", s.0));
-    admin(&format!("DROP TABLE {}.schedules", s.0));
+    // Back to version 2 by hand: without every version 3 table, column and index.
+    admin(&format!("DROP TABLE IF EXISTS {}.queue_limits", s.0));
+    admin(&format!("DROP TABLE IF EXISTS {}.schedules", s.0));
+    admin(&format!("DROP INDEX IF EXISTS {}.jobs_done", s.0));
+    admin(&format!("ALTER TABLE {}.jobs DROP COLUMN IF EXISTS result", s.0));
     admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
     let st = open(&s, Arc::new(SystemClock));
     assert_eq!(counts_of(&st, "old"), QueueCounts { ready: 2, ..Default::default() });
@@ -557,7 +561,7 @@ fn a_lease_renewal_is_a_hot_update() {
 fn a_handle_vacuums_when_autovacuum_is_off() {
     let s = Schema::new("vac");
     let st = open(&s, Arc::new(SystemClock));
-    st.self_vacuum.store(true, SeqCst);
+    st.vacuum.enabled.store(true, SeqCst);
     for _ in 0..6 {
         st.put_batch(job("v"), (0..100u8).map(|i| vec![i]).collect()).unwrap();
         loop {
@@ -675,9 +679,11 @@ fn a_store_of_schema_2_is_upgraded_in_place_with_schedules() {
     let st = open(&s, Arc::new(SystemClock));
     st.put(job("old"), b"old job".to_vec()).unwrap();
     st.close();
-    // Back to version 2 by hand: this schema without the v3 tables.
-    admin(&format!("DROP TABLE {}.schedules", s.0));
-    admin(&format!("DROP TABLE {}.queue_limits", s.0));
+    // Back to version 2 by hand: without every version 3 table, column and index.
+    admin(&format!("DROP TABLE IF EXISTS {}.queue_limits", s.0));
+    admin(&format!("DROP TABLE IF EXISTS {}.schedules", s.0));
+    admin(&format!("DROP INDEX IF EXISTS {}.jobs_done", s.0));
+    admin(&format!("ALTER TABLE {}.jobs DROP COLUMN IF EXISTS result", s.0));
     admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
     let clock = Arc::new(ManualClock::new(1_000_000));
     let st = open(&s, clock.clone());
@@ -689,4 +695,121 @@ fn a_store_of_schema_2_is_upgraded_in_place_with_schedules() {
     st.close();
     let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
     assert_eq!(version[0].get::<_, String>(0), "3");
+}
+
+/// Acks that keep (keep_done_ms): state done with the result, never
+/// claimed, the unique key free at once, hidden at expiry; a second ack of
+/// the delivery is stale, in one batch or two; a dead job's holder may
+/// still ack it.
+#[test]
+fn kept_acks_are_done_until_their_expiry() {
+    let s = Schema::new("done");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let st = open(&s, clock.clone());
+    let keyed = NewJob { unique_key: Some("k".into()), ..job("d") };
+    let id = st.put(keyed.clone(), b"x".to_vec()).unwrap().id();
+    let d = st.reserve(&q("d"), 1).unwrap().first.unwrap();
+    let keep = |r: &[u8]| Finish::AckKeep { result: Some(r.to_vec()), keep_ms: 500 };
+    let twice = vec![(d.id, d.token, keep(b"first")), (d.id, d.token, keep(b"second"))];
+    let (answers, _) = st.finish_and_reserve(&q("d"), twice, 0, ReserveIf::Always).unwrap();
+    assert_eq!(answers, vec![true, false]);
+    assert!(!st.finish(d.id, d.token, Finish::Ack).unwrap(), "stale after the kept ack");
+    let info = st.job(id).unwrap().unwrap();
+    assert_eq!((info.state, info.result.as_deref()), (JobState::Done, Some(&b"first"[..])));
+    assert_eq!((info.run_at, info.updated_at, info.lease_until), (1_000_500, 1_000_000, None));
+    assert_eq!(counts_of(&st, "d"), QueueCounts { done: 1, ..Default::default() });
+    assert!(st.reserve(&q("d"), 5).unwrap().first.is_none(), "a done job is never claimed");
+    let again = st.put(keyed, b"y".to_vec()).unwrap();
+    assert!(matches!(again, Put::Stored(n) if n != id), "the done job's key is free: {again:?}");
+    let listed = |state| st.list(&JobFilter { state: Some(state), ..JobFilter::default() }).unwrap().len();
+    assert_eq!((listed(JobState::Done), listed(JobState::Ready)), (1, 1));
+    clock.advance(500);
+    assert!(st.job(id).unwrap().is_none(), "past its expiry");
+    assert_eq!(counts_of(&st, "d").done, 0);
+    assert_eq!(listed(JobState::Done), 0);
+    assert_eq!(st.list(&JobFilter::default()).unwrap().len(), 1);
+
+    // Buried (dead), then acked by its holder: done.
+    let d = st.reserve(&q("d"), 1).unwrap().first.unwrap();
+    assert!(st.finish(d.id, d.token, Finish::Bury { reason: None }).unwrap());
+    assert!(st.finish(d.id, d.token, Finish::AckKeep { result: None, keep_ms: 500 }).unwrap());
+    let info = st.job(d.id).unwrap().unwrap();
+    assert_eq!((info.state, info.result, info.last_error.as_deref()), (JobState::Done, None, Some("buried")));
+    st.close();
+}
+
+/// The pruning task deletes expired done rows, and with it (and the
+/// handle's own VACUUM, autovacuum being off) the jobs table stays bounded
+/// under a steady load of kept acks. Prints the table's size at intervals.
+#[test]
+fn cycled_kept_jobs_leave_the_table_bounded() {
+    let s = Schema::new("prune");
+    let st = open(&s, Arc::new(SystemClock));
+    st.vacuum.enabled.store(true, SeqCst);
+    let size_sql = format!("SELECT pg_total_relation_size('{}.jobs')", s.0);
+    let rows_sql = format!("SELECT count(*) FROM {}.jobs", s.0);
+    let size = || admin(&size_sql)[0].get::<_, i64>(0);
+    let rows = || admin(&rows_sql)[0].get::<_, i64>(0);
+    let started = Instant::now();
+    let mut sizes = Vec::new();
+    const ROUNDS: usize = 40;
+    for round in 1..=ROUNDS {
+        st.put_batch(job("c"), (0..200).map(|_| vec![b'p'; 32]).collect()).unwrap();
+        loop {
+            let got = st.reserve(&q("c"), 200).unwrap();
+            let all: Vec<_> = got.first.into_iter().chain(got.more).collect();
+            if all.is_empty() {
+                break;
+            }
+            let keep = || Finish::AckKeep { result: Some(vec![b'r'; 64]), keep_ms: 50 };
+            let acks = all.iter().map(|d| (d.id, d.token, keep())).collect();
+            st.finish_and_reserve(&q("c"), acks, 0, ReserveIf::Always).unwrap();
+        }
+        if round % 5 == 0 {
+            let (bytes, n) = (size(), rows());
+            println!(
+                "{:>6} jobs, {:5.1} s: jobs table {bytes:>9} B, rows {n}",
+                round * 200,
+                started.elapsed().as_secs_f64()
+            );
+            sizes.push(bytes);
+        }
+    }
+    let (early, last) = (sizes[1], *sizes.last().unwrap());
+    assert!(last <= early * 2 + 1024 * 1024, "the jobs table grew {early} -> {last} over {} jobs", ROUNDS * 200);
+    // Idle: the task prunes the rest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rows(), 0, "expired done rows left after 10 s");
+    st.close();
+}
+
+#[test]
+fn a_store_of_schema_2_is_upgraded_in_place_with_results() {
+    let s = Schema::new("v2");
+    let st = open(&s, Arc::new(SystemClock));
+    let id = st.put(job("old"), b"old job".to_vec()).unwrap().id();
+    st.close();
+    // Back to version 2 by hand: without every version 3 table, column and index.
+    admin(&format!("DROP TABLE IF EXISTS {}.queue_limits", s.0));
+    admin(&format!("DROP TABLE IF EXISTS {}.schedules", s.0));
+    admin(&format!("DROP INDEX IF EXISTS {}.jobs_done", s.0));
+    admin(&format!("ALTER TABLE {}.jobs DROP COLUMN IF EXISTS result", s.0));
+    admin(&format!("UPDATE {}.meta SET value = '2' WHERE key = 'version'", s.0));
+    let st = open(&s, Arc::new(SystemClock));
+    let d = st.reserve(&q("old"), 1).unwrap().first.unwrap();
+    assert_eq!(d.id, id);
+    assert!(st.finish(d.id, d.token, Finish::AckKeep { result: Some(b"r".to_vec()), keep_ms: 60_000 }).unwrap());
+    assert_eq!(st.job(id).unwrap().unwrap().result.as_deref(), Some(&b"r"[..]));
+    st.close();
+    let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
+    assert_eq!(version[0].get::<_, String>(0), "3");
+    let index =
+        admin(&format!("SELECT count(*) FROM pg_indexes WHERE schemaname = '{}' AND indexname = 'jobs_done'", s.0));
+    assert_eq!(index[0].get::<_, i64>(0), 1);
+    let st = open(&s, Arc::new(SystemClock));
+    assert_eq!(counts_of(&st, "old").done, 1, "opened again: no second upgrade, the done job kept");
+    st.close();
 }

@@ -14,8 +14,10 @@ use crate::error::Result;
 use crate::store::{JobFilter, JobInfo, JobState};
 
 /// The effective state, as the stats count it (`?1` is now). Answers 0
-/// ready, 1 scheduled, 2 reserved, 3 dead (see `JobState::from_code`).
+/// ready, 1 scheduled, 2 reserved, 3 dead, 4 done (see `JobState::from_code`;
+/// expired done rows are filtered out by `IS_GONE`).
 const EFFECTIVE_STATE: &str = "CASE
+    WHEN state = 4 THEN 4
     WHEN state = 0 OR (state = 3 AND run_at <= ?1)
         OR (state = 1 AND run_at <= ?1 AND attempts < max_attempts) THEN 0
     WHEN state = 3 THEN 1
@@ -24,7 +26,7 @@ const EFFECTIVE_STATE: &str = "CASE
 
 // One condition per effective state (`?1` is now), shared with the stats
 // (sql::counts) so that a listing and the counts can never disagree.
-use super::sql::{IS_DEAD, IS_READY, IS_RESERVED, IS_SCHEDULED};
+use super::sql::{IS_DEAD, IS_DONE, IS_GONE, IS_READY, IS_RESERVED, IS_SCHEDULED};
 
 fn condition(state: JobState) -> &'static str {
     match state {
@@ -32,20 +34,21 @@ fn condition(state: JobState) -> &'static str {
         JobState::Scheduled => IS_SCHEDULED,
         JobState::Reserved => IS_RESERVED,
         JobState::Dead => IS_DEAD,
+        JobState::Done => IS_DONE,
     }
 }
 
 fn select(payload_max: Option<u64>) -> String {
     // substr() on a BLOB counts bytes; reading a prefix keeps a listing of
     // large payloads cheap.
-    let payload = match payload_max {
-        Some(n) => format!("substr(payload, 1, {n})"),
-        None => "payload".to_owned(),
+    let (payload, result) = match payload_max {
+        Some(n) => (format!("substr(payload, 1, {n})"), format!("substr(result, 1, {n})")),
+        None => ("payload".to_owned(), "result".to_owned()),
     };
     format!(
         "SELECT id, queue, {EFFECTIVE_STATE}, priority, attempts, max_attempts, run_at, lease_ms,
                 lease_until, lease_owner, unique_key, {payload}, length(payload), created_at,
-                updated_at, last_error
+                updated_at, last_error, result IS NOT NULL, {result}
          FROM jobs"
     )
 }
@@ -69,6 +72,9 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobInfo> {
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
         last_error: r.get(15)?,
+        // As for the payload, substr() of a zero-length BLOB is NULL: an
+        // empty result stays an empty result, not a missing one.
+        result: if r.get::<_, bool>(16)? { Some(r.get::<_, Option<Vec<u8>>>(17)?.unwrap_or_default()) } else { None },
     })
 }
 
@@ -76,7 +82,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobInfo> {
 pub(crate) fn list(conn: &Connection, q: &JobFilter, now: i64) -> Result<Vec<JobInfo>> {
     let mut sql = select(q.payload_max);
     let mut args: Vec<Value> = vec![Value::Integer(now), Value::Integer(q.after_id.min(i64::MAX as u64) as i64)];
-    sql.push_str(" WHERE id > ?2");
+    sql.push_str(&format!(" WHERE id > ?2 AND NOT {IS_GONE}"));
     if let Some(queue) = &q.queue {
         args.push(Value::Text(queue.clone()));
         sql.push_str(&format!(" AND queue = ?{}", args.len()));
@@ -97,7 +103,7 @@ pub(crate) fn list(conn: &Connection, q: &JobFilter, now: i64) -> Result<Vec<Job
 
 /// One job, whole, or `None`.
 pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobInfo>> {
-    let sql = format!("{} WHERE id = ?2", select(None));
+    let sql = format!("{} WHERE id = ?2 AND NOT {IS_GONE}", select(None));
     let row = conn.prepare_cached(&sql)?.query_row(params![now, id.min(i64::MAX as u64) as i64], job_row).optional()?;
     Ok(row)
 }

@@ -4,6 +4,10 @@
 //! copying and an fsync of the database file. Instead, the writer only
 //! counts commits, and this thread runs PASSIVE checkpoints on its own
 //! connection while there is write activity: they never block the writer.
+//!
+//! The same thread prunes done jobs whose keep time passed (`prune`, see
+//! `Pruner` in mod.rs): after each checkpoint while commits happen, and
+//! about once a second while idle, so no caller's commit pays for it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
@@ -46,13 +50,17 @@ impl Checkpointer {
     /// The thread's loop: checkpoint at most every INTERVAL while commits
     /// happen (sooner after EARLY_COMMITS), sleep while idle.
     /// `tail` checkpoints the last frames with this process's writes held
-    /// back (the writer's `TailCheckpoint::run`).
-    pub(crate) fn run(&self, conn: Conn, tail: impl Fn(), closed: &AtomicBool) {
+    /// back (the writer's `TailCheckpoint::run`); `prune` deletes expired
+    /// done jobs, reading through `conn` first whether there are any.
+    pub(crate) fn run(&self, conn: Conn, tail: impl Fn(), prune: impl Fn(&Conn), closed: &AtomicBool) {
         let mut last = Instant::now();
         while !closed.load(SeqCst) {
             let pending = self.commits.load(SeqCst);
             if pending == 0 {
                 std::thread::park_timeout(Duration::from_secs(1));
+                if !closed.load(SeqCst) && self.commits.load(SeqCst) == 0 {
+                    prune(&conn);
+                }
                 continue;
             }
             let since = last.elapsed();
@@ -70,6 +78,7 @@ impl Checkpointer {
             // The bulk was copied without blocking anyone; now the frames
             // committed meanwhile, with this process's writes held back.
             tail();
+            prune(&conn);
             last = Instant::now();
         }
     }

@@ -210,6 +210,12 @@ impl Writer {
         s.durable_after(result, seq)
     }
 
+    /// Another handle on this writer (for the pruning in the checkpoint
+    /// thread); `stop` of either stops both.
+    pub(crate) fn handle(&self) -> Writer {
+        Writer { shared: self.shared.clone() }
+    }
+
     /// Something that checkpoints the WAL's last frames while holding the
     /// write connection (see `Checkpointer::run`).
     pub(crate) fn tail_checkpointer(&self) -> TailCheckpoint {

@@ -21,7 +21,7 @@ impl From<rusqlite::Error> for Error {
                     C::ConstraintViolation if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => {
                         Error::Corrupt(format!("{msg} (a damaged row)"))
                     }
-                    C::TooBig => Error::TooBig { len: 0, max: 0 },
+                    C::TooBig => Error::TooBig { what: "a value", limit: "SQLite's limit", len: 0, max: 0 },
                     _ => Error::Internal(msg),
                 }
             }

@@ -129,6 +129,7 @@ impl SqliteStore {
             &checkpointer,
             &closed,
             &startup,
+            Pruner { writer: writer.handle(), clock: env.clock.clone() },
         );
         if let Err(e) = spawned {
             closed.store(true, SeqCst);
@@ -200,6 +201,40 @@ fn create_file(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Deletes done jobs whose keep time passed (`keep_done_ms`, docs/results.md),
+/// from the checkpoint thread: a read through the jobs_done index first, and
+/// only if something expired, DELETEs of `PRUNE_BATCH` rows each through the
+/// writer (so they share group commits and never hold the write lock long),
+/// at most `MAX_ROUNDS` per call. Each handle of the file prunes every
+/// handle's expired rows: the row's expiry was set by the acking handle.
+struct Pruner {
+    writer: Writer,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pruner {
+    /// Up to 20 x 500 rows per checkpoint round (every 200 ms under load):
+    /// far more than a single file's writer acks in that time.
+    const MAX_ROUNDS: usize = 20;
+
+    fn run(&self, conn: &Conn) {
+        for _ in 0..Self::MAX_ROUNDS {
+            let expired = {
+                let _quiet = crate::fork::quiet();
+                sql::done_expired(conn, self.clock.now_ms())
+            };
+            // An error (a busy or closed file) only delays the pruning.
+            if !matches!(expired, Ok(true)) {
+                return;
+            }
+            match self.writer.submit(false, false, |c, now| sql::prune_done(c, now, sql::PRUNE_BATCH)) {
+                Ok(n) if n as i64 == sql::PRUNE_BATCH => {}
+                _ => return,
+            }
+        }
+    }
+}
+
 /// Starts the watcher, the checkpointer and the scheduler; each counts
 /// itself in `startup`.
 #[allow(clippy::too_many_arguments)]
@@ -214,6 +249,7 @@ fn spawn_threads(
     checkpointer: &Arc<Checkpointer>,
     closed: &Arc<AtomicBool>,
     startup: &Startup,
+    pruner: Pruner,
 ) -> std::io::Result<()> {
     let (n, c, ready) = (notifier.clone(), closed.clone(), startup.clone());
     let t = std::thread::Builder::new()
@@ -224,7 +260,7 @@ fn spawn_threads(
     let (k, c, tail, ready) = (checkpointer.clone(), closed.clone(), writer.tail_checkpointer(), startup.clone());
     let t = std::thread::Builder::new().name("jobq-checkpoint".into()).spawn(move || {
         ready.done();
-        k.run(checkpoint_conn, || tail.run(), &c)
+        k.run(checkpoint_conn, || tail.run(), |conn| pruner.run(conn), &c)
     })?;
     checkpointer.set_thread(t.thread().clone());
     threads.push(t);

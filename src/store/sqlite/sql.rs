@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::qconfig::{LimitsPatch, QueueLimits, Rate, Stored};
 use crate::store::{Delivery, DueSchedule, Finish, NewJob, NewSchedule, QueueCounts, ScheduleInfo};
 
-// The SQL below spells these numbers out: 0 pending, 1 reserved, 2 dead, 3 scheduled.
+// The SQL below spells these numbers out: 0 pending, 1 reserved, 2 dead,
+// 3 scheduled, 4 done (acked and kept: schema version 3).
 pub(crate) const PENDING: i64 = 0;
 pub(crate) const SCHEDULED: i64 = 3;
 
@@ -30,7 +31,9 @@ const PAGE_SIZE: u32 = 1024;
 /// stored in `PRAGMA user_version`. 1: the first; 2: `queues.paused` (an
 /// older build would deliver from a paused queue, so it refuses the file);
 /// 3: `schedules` (periodic jobs; an older build would not fire them) and
-/// `queue_limits` (an older build would deliver past a queue's limits).
+/// `queue_limits` (an older build would deliver past a queue's limits), and
+/// done jobs and results (`SCHEMA_V3_RESULTS`: an older build would list
+/// done jobs as dead and never prune them, so the file would grow).
 /// An open by this build upgrades an older file in place (`upgrade`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
@@ -109,6 +112,18 @@ CREATE INDEX IF NOT EXISTS jobs_dead      ON jobs (queue, id)           WHERE st
 CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (queue, run_at)       WHERE state = 3;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique ON jobs (queue, unique_key)
     WHERE unique_key IS NOT NULL AND state IN (0, 1, 3);
+";
+
+/// Schema version 3, results and retention (docs/results.md): run on a new
+/// file after `SCHEMA`, and by `upgrade` on a file of version 1 or 2.
+/// A done job (state 4: acked through a handle with keep_done_ms > 0) keeps
+/// its row with `result` until `run_at`, its expiry; the pruning (`prune_done`)
+/// finds expired ones through `jobs_done`. State 4 is in none of the other
+/// partial indexes: never claimed, and its unique key is free
+/// (`jobs_unique` covers states 0, 1, 3 only).
+const SCHEMA_V3_RESULTS: &str = "
+ALTER TABLE jobs ADD COLUMN result BLOB;
+CREATE INDEX IF NOT EXISTS jobs_done ON jobs (run_at) WHERE state = 4;
 ";
 
 /// A connection whose close, like every other use of SQLite, stays out of
@@ -192,6 +207,7 @@ pub(crate) fn prepare_schema(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
             conn.execute_batch(LIMITS_DDL)?;
+            conn.execute_batch(SCHEMA_V3_RESULTS)?;
             conn.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
             ))?;
@@ -243,11 +259,10 @@ fn upgrade(conn: &Connection, path: &Path) -> Result<()> {
         if version < 2 {
             conn.execute_batch("ALTER TABLE queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")?;
         }
+        // Schema v3: done jobs and results, schedules, per-queue limits.
         if version < 3 {
+            conn.execute_batch(SCHEMA_V3_RESULTS)?;
             conn.execute_batch(SCHEMA_V3_SCHEDULES)?;
-        }
-        // Schema v3: per-queue limits.
-        if version < 3 {
             conn.execute_batch(LIMITS_DDL)?;
         }
         if version < SCHEMA_VERSION {
@@ -576,8 +591,19 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
     let id = id as i64;
     let changed = match finish {
         Finish::Ack => {
-            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2")?.execute(params![id, token])?
+            // A done job (kept by an earlier ack of this delivery) is finished.
+            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2 AND state != 4")?
+                .execute(params![id, token])?
         }
+        // Like the DELETE of Ack, but kept (a second ack of the delivery
+        // finds it done: stale). run_at becomes the expiry.
+        Finish::AckKeep { result, keep_ms } => conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 4, run_at = ?3, result = ?4, lease_until = NULL, lease_owner = NULL,
+                    updated_at = ?5
+                 WHERE id = ?1 AND lease_token = ?2 AND state != 4",
+            )?
+            .execute(params![id, token, now.saturating_add(*keep_ms as i64), result.as_deref(), now])?,
         Finish::Fail { reason, delay_ms } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 3 END,
@@ -680,6 +706,10 @@ pub(crate) const IS_READY: &str = "(state = 0 OR (state = 3 AND run_at <= ?1)
 pub(crate) const IS_SCHEDULED: &str = "(state = 3 AND run_at > ?1)";
 pub(crate) const IS_RESERVED: &str = "(state = 1 AND run_at > ?1)";
 pub(crate) const IS_DEAD: &str = "(state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))";
+/// Done and not expired (an expired done job is gone, pruned or not).
+pub(crate) const IS_DONE: &str = "(state = 4 AND run_at > ?1)";
+/// Rows that no longer exist for the caller: done jobs past their expiry.
+pub(crate) const IS_GONE: &str = "(state = 4 AND run_at <= ?1)";
 
 /// Per-queue counts at time `now`, every queue ever used, in name order.
 pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCounts)>> {
@@ -692,7 +722,8 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
     static COUNTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = COUNTS.get_or_init(|| {
         format!(
-            "SELECT queue, sum({IS_READY}), sum({IS_SCHEDULED}), sum({IS_RESERVED}), sum({IS_DEAD})
+            "SELECT queue, sum({IS_READY}), sum({IS_SCHEDULED}), sum({IS_RESERVED}), sum({IS_DEAD}),
+                    sum({IS_DONE})
              FROM jobs GROUP BY queue ORDER BY queue"
         )
     });
@@ -705,6 +736,7 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
                 scheduled: r.get::<_, i64>(2)? as u64,
                 reserved: r.get::<_, i64>(3)? as u64,
                 dead: r.get::<_, i64>(4)? as u64,
+                done: r.get::<_, i64>(5)? as u64,
                 ..QueueCounts::default()
             },
         ))
@@ -718,6 +750,27 @@ pub(crate) fn counts(conn: &Connection, now: i64) -> Result<Vec<(String, QueueCo
         all.entry(name).or_default().set_limits(&stored, now);
     }
     Ok(all.into_iter().collect())
+}
+
+/// Rows `prune_done` deletes per statement: one short write transaction
+/// (a few ms at most), shared with whatever requests ride in its batch.
+pub(crate) const PRUNE_BATCH: i64 = 500;
+
+/// Whether any done job expired by `now` (a read through the jobs_done
+/// index: the pruning writes only when there is something to delete).
+pub(crate) fn done_expired(conn: &Connection, now: i64) -> Result<bool> {
+    let mut st = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 4 AND run_at <= ?1)")?;
+    Ok(st.query_row(params![now], |r| r.get::<_, bool>(0))?)
+}
+
+/// Deletes up to `max` done jobs whose keep time passed by `now`, oldest
+/// expiry first; how many.
+pub(crate) fn prune_done(conn: &Connection, now: i64, max: i64) -> Result<usize> {
+    let mut st = conn.prepare_cached(
+        "DELETE FROM jobs WHERE id IN
+            (SELECT id FROM jobs WHERE state = 4 AND run_at <= ?1 ORDER BY run_at LIMIT ?2)",
+    )?;
+    Ok(st.execute(params![now, max])?)
 }
 
 /// `PRAGMA data_version`: changes whenever another connection commits.
