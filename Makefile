@@ -88,6 +88,7 @@ clean:
 #   $(includedir)/jobq.h, jobq.hpp           the C header and the C++17 wrapper
 #   $(libdir)/pkgconfig/jobq.pc              pkg-config
 #   $(libdir)/cmake/jobq/jobqConfig*.cmake   find_package(jobq) -> jobq::jobq
+#   $(datadir)/jobq/jobq.supp                valgrind suppressions (docs/valgrind.md)
 #
 # It builds the release libraries with cargo first, unless you hand it
 # prebuilt ones (the tests install the test profile's libraries this way):
@@ -97,6 +98,7 @@ libdir     ?= $(PREFIX)/lib
 includedir ?= $(PREFIX)/include
 pkgconfigdir ?= $(libdir)/pkgconfig
 cmakedir   ?= $(libdir)/cmake/jobq
+datadir    ?= $(PREFIX)/share
 # Scratch space for the pre-linked static library.
 STAGE      ?= $(BUILD)/install
 INSTALL    ?= install
@@ -168,12 +170,14 @@ $(STAGE)/libjobq.a: install-check
 	    [ -z "$$bad" ] || { echo "$@ still exports: $$bad"; exit 1; }
 
 install: $(STAGE)/libjobq.a
-	$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(cmakedir)
+	$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(cmakedir) \
+	    $(DESTDIR)$(datadir)/jobq
 	$(INSTALL) -m 0755 $(JOBQ_SO) $(DESTDIR)$(libdir)/$(SO_REAL)
 	ln -sfn $(SO_REAL) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sfn $(SONAME) $(DESTDIR)$(libdir)/libjobq.so
 	$(INSTALL) -m 0644 $(STAGE)/libjobq.a $(DESTDIR)$(libdir)/libjobq.a
 	$(INSTALL) -m 0644 include/jobq.h include/jobq.hpp $(DESTDIR)$(includedir)/
+	$(INSTALL) -m 0644 pkg/jobq.supp $(DESTDIR)$(datadir)/jobq/jobq.supp
 	@echo "generate $(DESTDIR)$(pkgconfigdir)/jobq.pc"
 	@$(SUBST) pkg/jobq.pc.in > $(DESTDIR)$(pkgconfigdir)/jobq.pc
 	@echo "generate $(DESTDIR)$(cmakedir)/jobqConfig.cmake"
@@ -187,8 +191,8 @@ uninstall:
 	rm -f $(DESTDIR)$(libdir)/$(SO_REAL) $(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/libjobq.so \
 	    $(DESTDIR)$(libdir)/libjobq.a $(DESTDIR)$(includedir)/jobq.h $(DESTDIR)$(includedir)/jobq.hpp \
 	    $(DESTDIR)$(pkgconfigdir)/jobq.pc $(DESTDIR)$(cmakedir)/jobqConfig.cmake \
-	    $(DESTDIR)$(cmakedir)/jobqConfigVersion.cmake
-	@rmdir $(DESTDIR)$(cmakedir) 2>/dev/null || true
+	    $(DESTDIR)$(cmakedir)/jobqConfigVersion.cmake $(DESTDIR)$(datadir)/jobq/jobq.supp
+	@rmdir $(DESTDIR)$(cmakedir) $(DESTDIR)$(datadir)/jobq 2>/dev/null || true
 
 # What rustc says libjobq.a needs (compare with NATIVE_STATIC_LIBS above).
 native-static-libs:

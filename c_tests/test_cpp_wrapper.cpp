@@ -219,6 +219,19 @@ static void test_queue_and_jobs(const char *dir) {
   if (c1) c1->ack();
   if (c2) c2->ack();
 
+  // fail()/bury() without a reason (or with nullptr) pass NULL, as a C
+  // caller would: the library stores its own "failed"/"buried" (what is
+  // stored is checked from Rust: tests/c_api.rs,
+  // cpp_fail_and_bury_without_a_reason_store_what_c_stores).
+  q.put_batch("noreason", {"f", "b", "n"});
+  std::optional<Job> nr = q.reserve("noreason");
+  if (nr) nr->fail();
+  nr = q.reserve("noreason");
+  if (nr) nr->bury();
+  nr = q.reserve("noreason");
+  if (nr) nr->bury(nullptr);
+  CHECK(contains(q.stats_json(), "\"noreason\":{\"ready\":0,\"scheduled\":1,\"reserved\":0,\"dead\":2,"));
+
   // Errors from calls on the queue: an empty queue name.
   CHECK_THROWS(q.put("", "x"), JOBQ_E_INVALID_ARG);
 

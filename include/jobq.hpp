@@ -68,6 +68,11 @@
 
 #include "jobq.h"
 
+// jobq's handles are 64-bit tokens (type tag, generation, slot), carried in
+// pointer-typed values: the library builds only for 64-bit targets (its
+// crate refuses others with compile_error!), so say it here too, at once.
+static_assert(sizeof(void *) == 8, "jobq needs a 64-bit target: its handles are 64-bit tokens");
+
 namespace jobqpp {
 
 /** A failed call: the C status (< 0) and the message of jobq_last_error(). */
@@ -112,7 +117,11 @@ struct WatchCloser {
 };
 }  // namespace detail
 
-/** A NUL-terminated string argument: a const char * or a std::string, never copied. */
+/**
+ * A NUL-terminated string argument: a const char * or a std::string, never
+ * copied. It may be nullptr where the C function takes NULL (fail/bury's
+ * reason); elsewhere the C call refuses NULL with JOBQ_E_INVALID_ARG.
+ */
 class CStr {
  public:
   CStr(const char *s) noexcept : s_(s) {}         // NOLINT: implicit on purpose
@@ -211,14 +220,18 @@ class Job {
   void ack_result(std::string_view result) {
     detail::check(::jobq_ack_result(job_.get(), result.data(), result.size()));
   }
-  /** Retry after backoff (or dead when attempts are used up). */
-  void fail(CStr reason = "") { detail::check(::jobq_fail(job_.get(), reason.c_str())); }
+  /**
+   * Retry after backoff (or dead when attempts are used up). `reason` is
+   * kept as the job's last error; without one (or with nullptr) the library
+   * stores what jobq_fail(job, NULL) stores ("failed").
+   */
+  void fail(CStr reason = nullptr) { detail::check(::jobq_fail(job_.get(), reason.c_str())); }
   /** Give it back unfinished, not counted as a failure. */
   void release(std::uint64_t delay_ms = 0) { detail::check(::jobq_release(job_.get(), delay_ms)); }
   /** Extend the lease from now; 0 = the job's lease_ms. */
   void touch(std::uint64_t lease_ms = 0) { detail::check(::jobq_touch(job_.get(), lease_ms)); }
-  /** Dead now. */
-  void bury(CStr reason = "") { detail::check(::jobq_bury(job_.get(), reason.c_str())); }
+  /** Dead now; `reason` as for fail() (without one: jobq_bury(job, NULL)'s "buried"). */
+  void bury(CStr reason = nullptr) { detail::check(::jobq_bury(job_.get(), reason.c_str())); }
   /**
    * jobq_ack_reserve: acks this job and leases the next ready job of `queue`
    * (of the same Queue) in one call, waiting up to timeout_ms like

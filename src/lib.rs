@@ -20,6 +20,15 @@
 //! # Ok::<(), jobq::Error>(())
 //! ```
 
+// The C handles are 64-bit tokens (a 4-bit type tag, a 28-bit generation, a
+// 32-bit slot; src/ffi/handle.rs) in pointer-typed values. On a 32-bit target
+// they would be cut to their slot and every handle refused at run time; a
+// narrower layout would shrink the generation that makes stale handles fail
+// (a freed handle would name a new object after a few hundred reuses of its
+// slot). No 32-bit target is built or tested, so refuse to build for one.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("jobq supports 64-bit targets only: its C handles are 64-bit tokens (see src/ffi/handle.rs)");
+
 mod admin;
 pub mod backoff;
 pub mod clock;

@@ -2,7 +2,9 @@
 //! freshly built cdylib AND staticlib, and runs each. Set
 //! JOBQ_C_TEST_WRAPPER (e.g. "valgrind --error-exitcode=1 --leak-check=full")
 //! to run the binaries under a tool; JOBQ_C_TEST_FILTER=name to run a subset;
-//! JOBQ_C_TEST_CFLAGS to add compiler flags (e.g. sanitizers).
+//! JOBQ_C_TEST_CFLAGS to add compiler flags (e.g. sanitizers);
+//! JOBQ_C_TEST_PROFILE=release to test the libraries of `cargo build
+//! --release` (target/release/, built first) instead of this test's own.
 //!
 //! Each program gets JOBQ_TEST_SLOW, the factor by which its environment is
 //! slower than a plain native run (c_tests/testutil.h scales its time bounds,
@@ -63,8 +65,10 @@ fn run_all(linkage: Linkage, backend: Backend) {
     });
     let failures = failures.into_inner().unwrap();
     let slow = slow_factor(&std::env::var("JOBQ_C_TEST_WRAPPER").unwrap_or_default());
+    let profile = std::env::var("JOBQ_C_TEST_PROFILE").ok().filter(|p| !p.is_empty());
     println!(
-        "C tests ({linkage:?}, {backend:?}, JOBQ_TEST_SLOW={slow}): {} passed, {} failed",
+        "C tests ({linkage:?}, {backend:?}, {} library, JOBQ_TEST_SLOW={slow}): {} passed, {} failed",
+        profile.as_deref().unwrap_or("test profile's"),
         sources.len() - failures.len(),
         failures.len()
     );
@@ -190,4 +194,76 @@ fn c_tests_against_staticlib() {
 #[test]
 fn c_tests_against_postgresql() {
     run_all(Linkage::Shared, Backend::Postgres);
+}
+
+/// A C++ program: fails and buries jobs with and without a reason, through
+/// the C API (NULL) and the wrapper (no argument); prints their ids.
+const CPP_REASONS: &str = r#"
+#include <cstdio>
+#include "jobq.hpp"
+int main(int, char **argv) {
+  try {
+    jobqpp::Queue q(argv[1], R"({"backoff_base_ms": 60000})");
+    for (int i = 0; i < 6; i++) q.put("m", "x");
+    const char *what[] = {"c-fail-null", "cpp-fail", "cpp-fail-reason", "c-bury-null", "cpp-bury", "cpp-bury-reason"};
+    for (int i = 0; i < 6; i++) {
+      auto job = q.reserve("m", 1000);
+      if (!job) return 1;
+      std::printf("%s %llu\n", what[i], static_cast<unsigned long long>(job->id()));
+      switch (i) {
+        case 0: if (jobq_fail(job->capi(), nullptr) != JOBQ_OK) return 1; break;
+        case 1: job->fail(); break;
+        case 2: job->fail("smtp down"); break;
+        case 3: if (jobq_bury(job->capi(), nullptr) != JOBQ_OK) return 1; break;
+        case 4: job->bury(); break;
+        default: job->bury("bad address"); break;
+      }
+    }
+  } catch (const jobqpp::Error &e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+"#;
+
+/// jobqpp::Job::fail() / bury() without a reason store what the C calls
+/// store for a NULL reason ("failed" / "buried"), not an empty string; a
+/// reason is stored as given. On a file and on PostgreSQL.
+#[test]
+fn cpp_fail_and_bury_without_a_reason_store_what_c_stores() {
+    let libs = Libs::find();
+    let dir = libs.scratch("cpp-reasons");
+    let src = dir.join("reasons.cpp");
+    std::fs::write(&src, CPP_REASONS).unwrap();
+    let bin = dir.join("reasons");
+    if let Err(e) = libs.compile(Linkage::Shared, &[src.as_path()], &bin) {
+        panic!("{e}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for postgres in [false, true] {
+        let (store, _schema) = pg::store(tmp.path(), "reasons.db", postgres);
+        let out = Command::new(&bin).arg(&store).env_remove("LD_LIBRARY_PATH").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let q = jobq::Queue::open(&store, jobq::Config::default()).unwrap();
+        let stored: std::collections::BTreeMap<String, Option<String>> = stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(what, id)| (what.to_owned(), q.job(id.parse().unwrap()).unwrap().last_error))
+            .collect();
+        q.close().unwrap();
+        let want = |what: &str, s: &str| (what.to_owned(), Some(s.to_owned()));
+        let expected: std::collections::BTreeMap<_, _> = [
+            want("c-fail-null", "failed"),
+            want("cpp-fail", "failed"),
+            want("cpp-fail-reason", "smtp down"),
+            want("c-bury-null", "buried"),
+            want("cpp-bury", "buried"),
+            want("cpp-bury-reason", "bad address"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(stored, expected, "postgres: {postgres}");
+    }
 }

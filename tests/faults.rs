@@ -121,13 +121,34 @@ fn mode() {
 
 /// Runs the `access` child on `path`, as `nobody` when we are root.
 /// Returns its report lines by kind (OPEN, PUT, ...).
+///
+/// As root, the child runs a copy of this test binary in a fresh
+/// world-readable directory, from there: the checkout (and so target/) may
+/// live under a directory `nobody` cannot enter (root's 0700 home, a
+/// `mktemp -d`), where it could not even exec the binary.
 fn access_as_nobody(path: &Path) -> Vec<(String, String)> {
-    let mut cmd = child_command("access");
+    let (mut cmd, _exe_dir) = if is_root() {
+        let (dir, exe) = exe_copy_for_nobody();
+        let mut cmd = child_command_at(&exe, "access");
+        cmd.current_dir(dir.path()).uid(65534).gid(65534);
+        (cmd, Some(dir))
+    } else {
+        (child_command("access"), None)
+    };
     cmd.env(PATH, path);
-    if is_root() {
-        cmd.uid(65534).gid(65534);
-    }
-    let out = cmd.output().unwrap();
+    // A fresh copy can be ETXTBSY for a moment: another test's fork may
+    // still hold the copy's write descriptor until its exec closes it.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Ok(out) => break out,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot run the access child {cmd:?}: {e}"),
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the child panicked or failed ({:?}): {stdout}", out.status);
     stdout
@@ -138,6 +159,17 @@ fn access_as_nobody(path: &Path) -> Vec<(String, String)> {
             (kind.to_string(), rest.to_string())
         })
         .collect()
+}
+
+/// A copy of this test binary, mode 0755, in a new 0755 directory under the
+/// system's temporary directory (removed with the returned guard).
+fn exe_copy_for_nobody() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("jobq-faults-exe").tempdir().unwrap();
+    chmod(dir.path(), 0o755);
+    let exe = dir.path().join("faults-child");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    chmod(&exe, 0o755);
+    (dir, exe)
 }
 
 fn report<'a>(lines: &'a [(String, String)], kind: &str) -> Option<&'a str> {

@@ -233,7 +233,7 @@ fn make_install_and_use_from_c_cpp_cmake_pkg_config() {
     assert!(std::fs::symlink_metadata(lib.join(&real)).unwrap().file_type().is_file(), "{real} is a file");
     assert_eq!(std::fs::read_link(lib.join("libjobq.so.0")).unwrap(), Path::new(&real));
     assert_eq!(std::fs::read_link(lib.join("libjobq.so")).unwrap(), Path::new("libjobq.so.0"));
-    for f in ["include/jobq.h", "include/jobq.hpp", "lib/libjobq.a", "lib/pkgconfig/jobq.pc"] {
+    for f in ["include/jobq.h", "include/jobq.hpp", "lib/libjobq.a", "lib/pkgconfig/jobq.pc", "share/jobq/jobq.supp"] {
         assert!(prefix.join(f).is_file(), "{f} installed");
     }
     for f in ["jobqConfig.cmake", "jobqConfigVersion.cmake"] {
@@ -345,6 +345,11 @@ fn make_install_and_use_from_c_cpp_cmake_pkg_config() {
     make_install(libs, t, "/opt/jobq", Some(&dest));
     let staged = dest.join("opt/jobq");
     assert!(staged.join("lib").join(&real).is_file() && staged.join("include/jobq.hpp").is_file());
+    assert_eq!(
+        std::fs::read(staged.join("share/jobq/jobq.supp")).unwrap(),
+        std::fs::read(root().join("pkg/jobq.supp")).unwrap(),
+        "the valgrind suppressions are installed as they are in pkg/"
+    );
     let pc = std::fs::read_to_string(staged.join("lib/pkgconfig/jobq.pc")).unwrap();
     assert!(pc.contains("prefix=/opt/jobq\n") && !pc.contains(dest.to_str().unwrap()), "{pc}");
 }

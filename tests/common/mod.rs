@@ -49,7 +49,12 @@ pub fn unix_micros() -> u64 {
 /// A command that re-executes this test binary as a child playing `role`.
 /// Its stdout is piped (for `TAG` lines), its stderr goes to the test's.
 pub fn child_command(role: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    child_command_at(&std::env::current_exe().unwrap(), role)
+}
+
+/// `child_command`, running `exe` (a copy of this test binary) instead.
+pub fn child_command_at(exe: &Path, role: &str) -> Command {
+    let mut cmd = Command::new(exe);
     cmd.args(["--exact", "child_process_entry", "--nocapture", "--quiet", "--test-threads=1"])
         .env(ROLE, role)
         .stdin(Stdio::null())

@@ -10,6 +10,10 @@
 //! into a directory of its own (target/<profile>/c-test-lib/p<pid>/), builds
 //! C programs under target/<profile>/c-test-bin/p<pid>/, and removes the
 //! directories of processes that no longer exist.
+//!
+//! JOBQ_C_TEST_PROFILE=release takes the libraries of `cargo build --release`
+//! instead (target/release/, built first), e.g. to run the C tests against
+//! the release library under valgrind.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -73,9 +77,18 @@ impl Libs {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exe = std::env::current_exe().expect("test executable path");
         let deps = exe.parent().expect("deps dir").to_path_buf();
-        let so = newest(&deps, "libjobq.so");
-        let a = newest(&deps, "libjobq.a");
         let profile = deps.parent().expect("profile dir");
+        // JOBQ_C_TEST_PROFILE=release: the libraries of `cargo build
+        // --release` (built here first; cargo does nothing when they are
+        // fresh), which is what users link and what valgrind checks in CI.
+        let (so, a) = match std::env::var("JOBQ_C_TEST_PROFILE").as_deref() {
+            Ok("release") => {
+                let release = cargo_build_release(&["--lib"]);
+                (newest(&release, "libjobq.so"), newest(&release, "libjobq.a"))
+            }
+            Ok("") | Err(_) => (newest(&deps, "libjobq.so"), newest(&deps, "libjobq.a")),
+            Ok(other) => panic!("JOBQ_C_TEST_PROFILE={other}: only \"release\" (or unset: this test's own profile)"),
+        };
         let shared_dir = private_dir(&profile.join("c-test-lib"));
         // Copy under private names, with the soname link.
         std::fs::copy(&so, shared_dir.join("libjobq.so")).expect("copy libjobq.so");
@@ -138,6 +151,31 @@ impl Libs {
             Err(format!("compiling {:?} ({linkage:?}) failed:\n{}", sources, String::from_utf8_lossy(&out.stderr)))
         }
     }
+}
+
+/// Runs `cargo build --release <args>` on this checkout, into the target
+/// directory this test binary was built in; returns its release directory
+/// (<target>/release). Cargo holds its build lock only while it builds, so
+/// a nested cargo waits for nothing but another build of the same tree.
+pub fn cargo_build_release(args: &[&str]) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let exe = std::env::current_exe().expect("test executable path");
+    // <target>/<profile>/deps/<test binary>
+    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--quiet"])
+        .args(args)
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(out.status.success(), "cargo build --release {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    target.join("release")
 }
 
 /// `parent`/p<this pid>, created empty; first removes the p<pid> siblings
