@@ -318,8 +318,8 @@ fn config_sets_limits_that_stats_show() {
     let text = ok(&["stats", &file]);
     assert!(text.starts_with("QUEUE") && text.lines().next().unwrap().ends_with("LIMITS"), "{text}");
     let table = rows(&text);
-    assert_eq!(table[0], ["mail", "1", "0", "1", "0", "no", "max=1,rate=5/60000ms,used=1"]);
-    assert_eq!(table[1], ["sms", "1", "0", "0", "0", "no", "-"]);
+    assert_eq!(table[0], ["mail", "1", "0", "1", "0", "0", "no", "max=1,rate=5/60000ms,used=1"]);
+    assert_eq!(table[1], ["sms", "1", "0", "0", "0", "0", "no", "-"]);
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", &file, "--json"])).unwrap();
     assert_eq!(json["queues"]["mail"]["limits"]["max_reserved"], 1);
     assert_eq!(json["queues"]["mail"]["limits"]["rate"]["per_ms"], 60000);
