@@ -14,7 +14,7 @@ CC      ?= cc
 CFLAGS  ?= -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror
 LIBDIR  := target/release
 BUILD   := build
-EXAMPLES := $(BUILD)/producer $(BUILD)/worker $(BUILD)/epoll_worker $(BUILD)/libevent_worker
+EXAMPLES := $(BUILD)/producer $(BUILD)/worker $(BUILD)/epoll_worker $(BUILD)/libevent_worker $(BUILD)/watch_latency
 # examples/libevent_worker.c needs libevent 2 (Debian: libevent-dev, which
 # scripts/install-deps.sh installs).
 LIBEVENT_LIBS ?= -levent

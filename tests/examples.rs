@@ -35,6 +35,7 @@ const DELAY_MS: u64 = 300;
 enum Example {
     Epoll,
     Libevent,
+    WatchLatency,
 }
 
 impl Example {
@@ -42,6 +43,7 @@ impl Example {
         match self {
             Example::Epoll => "epoll_worker",
             Example::Libevent => "libevent_worker",
+            Example::WatchLatency => "watch_latency",
         }
     }
 
@@ -56,7 +58,7 @@ impl Example {
         let src = libs.root.join("examples").join(format!("{}.c", self.name()));
         let bin = libs.scratch("examples").join(self.name());
         let extra: &[&str] = match self {
-            Example::Epoll => &[],
+            Example::Epoll | Example::WatchLatency => &[],
             Example::Libevent => &["-levent"],
         };
         libs.compile_with(Linkage::Shared, &[&src], &bin, extra).unwrap_or_else(|e| {
@@ -254,6 +256,27 @@ fn reports_errors(example: Example) {
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("cannot open /nonexistent/dir/x.db: JOBQ_E_"), "{err}");
+}
+
+/// examples/watch_latency.c (the wake latency of a watch fd, from another
+/// process) runs and reports every sample; its numbers are not judged here.
+fn watch_latency_runs(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _schema) = pg::store(dir.path(), "latency.db", postgres);
+    let out = Command::new(Example::WatchLatency.binary()).args(["40", path.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("watch fd       samples   40  p50 "), "{stdout}");
+}
+
+#[test]
+fn watch_latency_runs_sqlite() {
+    watch_latency_runs(false);
+}
+
+#[test]
+fn watch_latency_runs_postgresql() {
+    watch_latency_runs(true);
 }
 
 #[test]
