@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -324,6 +325,62 @@ static void test_poll_wakeups(const char *dir) {
   CHECK_OK(jobq_close(a));
 }
 
+/* A producer thread puts jobs back to back while the loop waits on the fd,
+ * consumes and drains: every job must arrive with no wait for a wakeup that
+ * never comes. (A consume that cleared the readiness before reading the
+ * socket could swallow the byte of a signal racing with it and leave the
+ * watch deaf for good; this loop hit that within a few thousand rounds.) */
+struct stream {
+  jobq *q;
+  int n;
+};
+
+static void *put_stream(void *arg) {
+  struct stream *s = arg;
+  int i;
+  for (i = 0; i < s->n; i++) {
+    tu_put(s->q, "stream", "s", NULL);
+    if (i % 8 == 0) sched_yield();
+  }
+  return NULL;
+}
+
+static void test_no_lost_wakeup_under_a_stream(const char *dir) {
+  jobq *q = tu_open(dir, "stream.db", CFG);
+  jobq_watch *w = NULL;
+  jobq_job *job;
+  pthread_t t;
+  struct stream s;
+  int got = 0, stalls = 0;
+
+  s.q = q;
+  s.n = check_is_pg() ? 600 : 3000;
+  if (tu_slow() > 1) s.n /= 10; /* under valgrind */
+  CHECK_OK(jobq_watch_open(q, "stream", &w));
+  CHECK(pthread_create(&t, NULL, put_stream, &s) == 0);
+  while (got < s.n) {
+    if (!readable(w, (int)TU_MUST_MS)) {
+      stalls++; /* deaf: jobs were put and no wakeup came */
+      break;
+    }
+    (void)consume(w);
+    while (jobq_reserve(q, "stream", 0, &job) == JOBQ_OK) {
+      tu_ack_free(job);
+      got++;
+    }
+  }
+  CHECK(pthread_join(t, NULL) == 0);
+  while (jobq_reserve(q, "stream", 0, &job) == JOBQ_OK) {
+    tu_ack_free(job);
+    got++;
+  }
+  printf("stream: %d of %d jobs, %d waits for a wakeup that did not come\n", got, s.n, stalls);
+  CHECK(got == s.n);
+  CHECK(stalls == 0);
+  CHECK_OK(jobq_watch_close(w));
+  CHECK_OK(jobq_close(q));
+}
+
 int main(int argc, char **argv) {
   const char *dir = tu_dir(argc, argv);
   tu_watchdog();
@@ -333,5 +390,6 @@ int main(int argc, char **argv) {
   test_other_process(dir);
   test_rules(dir);
   test_poll_wakeups(dir);
+  test_no_lost_wakeup_under_a_stream(dir);
   return check_finish("test_watch");
 }

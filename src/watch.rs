@@ -123,9 +123,16 @@ impl Watch {
     /// scheduled job or lease expiry is due (`Some(ZERO)` if one is due
     /// now, `None` if there is none). A write after the clear makes the fd
     /// readable again, so none is missed.
+    ///
+    /// The socket is drained first and the flag cleared after: a signal
+    /// that comes between the two finds the flag still set and writes
+    /// nothing, but its commit came before this call returns, so the
+    /// caller's reserve after it sees the job. (Clearing first lost
+    /// wakeups for good: a signal between the clear and the read set the
+    /// flag and wrote a byte that the read then took, leaving the flag set
+    /// over an empty socket, so no later signal ever wrote again.)
     pub fn consume(&self) -> Result<Option<Duration>> {
         self.shared.ctx.check_open()?;
-        self.shared.signaled.store(false, SeqCst);
         let mut buf = [0u8; 64];
         loop {
             match (&self.shared.reader).read(&mut buf) {
@@ -136,6 +143,7 @@ impl Watch {
                 Err(e) => return Err(Error::Io(format!("cannot read the watch's socket: {e}"))),
             }
         }
+        self.shared.signaled.store(false, SeqCst);
         let ctx = &self.shared.ctx;
         let due = ctx.store.next_due(&self.shared.queue)?;
         let now = ctx.clock.now_ms();
