@@ -241,7 +241,10 @@ static void test_rules(const char *dir) {
   CHECK_STATUS(jobq_watch_close(w), JOBQ_E_HANDLE);
   CHECK_STATUS(jobq_watch_consume(w, NULL), JOBQ_E_HANDLE);
   CHECK(jobq_watch_fd(w) == -1);
+  /* The NULL no-op is a success: it clears the error the calls above left. */
+  CHECK(jobq_last_error()[0] != '\0');
   CHECK_OK(jobq_watch_close(NULL));
+  CHECK(jobq_last_error()[0] == '\0');
   CHECK(jobq_watch_fd(NULL) == -1);
   CHECK_STATUS(jobq_watch_consume(NULL, NULL), JOBQ_E_INVALID_ARG);
   CHECK_STATUS(jobq_watch_open(NULL, "a", &w), JOBQ_E_INVALID_ARG);

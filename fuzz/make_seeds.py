@@ -28,7 +28,7 @@ class P:
         s.byte(0)              # max_attempts 0
         s.byte(0)              # lease 0
         s.byte({'k1': 6, 'k2': 7}[key])
-    def open_(s, lease_idx=5, jitter=0, payload_cap=None):
+    def open_(s, lease_idx=5, jitter=0, payload_cap=None, keep_idx=None):
         s.byte(0)              # op open
         s.byte(0)              # path: this input's file
         s.byte(0)              # config: generated
@@ -39,6 +39,8 @@ class P:
         s.byte(jitter)
         if payload_cap is None: s.byte(1)
         else: s.byte(0); s.byte(payload_cap >> 8); s.byte(payload_cap & 0xff)
+        if keep_idx is None: s.byte(1)   # no keep_done_ms
+        else: s.byte(0); s.byte(keep_idx)  # keep_done_ms [1, 3600000]
         s.byte(1)              # out not NULL
         s.open += 1
     def put(s, n, data, key=None, qi=0):
@@ -88,6 +90,39 @@ class P:
         s.byte(18); s.byte(k)
         for x in a: s.byte(x)
 
+    # ---- the newer calls (opcodes 20..=29)
+    def qconfig_max_reserved(s, n, v):   # {"max_reserved":v}, v in 1..=3
+        s.byte(20); s.q(); s.name(n); s.byte(0); s.byte(0); s.byte(2); s.byte(v - 1); s.byte(1)
+    def qconfig_rate(s, n):              # {"rate":{"jobs":1,"per_ms":3600000}}
+        s.byte(20); s.q(); s.name(n); s.byte(0); s.byte(2); s.byte(0); s.byte(1); s.byte(0); s.byte(3)
+    def qconfig_bad(s, n, i):            # BAD[i]
+        s.byte(20); s.q(); s.name(n); s.byte(4); s.byte(i)
+    def pause(s, n, resume=False):
+        s.byte(25); s.q(); s.name(n); s.byte(1 if resume else 0)
+    def schedule(s, n, sname_byte, spec_i, data):  # spec VALID[spec_i] (not the last two)
+        s.byte(21); s.q(); s.name(n); s.byte(sname_byte); s.byte(0); s.byte(1); s.byte(spec_i)
+        s.payload(data); s.no_opts(); s.put_queues.add(n)
+    def schedule_bad(s, n, spec_i):      # spec INVALID[spec_i], name s1
+        s.byte(21); s.q(); s.name(n); s.byte(0); s.byte(4); s.byte(spec_i); s.payload(b''); s.no_opts()
+    def unschedule(s, sname_byte): s.byte(22); s.q(); s.byte(sname_byte)
+    def ack_result(s, result_choice, over=0):  # gen_result choice (3: {"ok":true}, 6: 64 KiB + over)
+        s.byte(23); s.byte(0); s.idx(s.live_jobs, s.live_jobs - 1); s.byte(result_choice)
+        if result_choice == 6: s.byte(over); s.byte(0x41)
+        if not over: s.live_jobs -= 1   # too big: the job stays reserved
+    def job_info(s, n_ids, i=0): s.byte(24); s.q(); s.byte(4); s.idx(n_ids, i); s.byte(1)
+    def reserve_many(s, n, k):           # max k in 1..=4
+        s.byte(26); s.q(); s.name(n); s.byte(4); s.byte(k - 1); s.byte(1); s.byte(1); s.live_jobs += k
+    def ack_many(s, live_indexes):       # the live, unfinished jobs at these indexes
+        s.byte(27); s.byte(len(live_indexes))
+        for i in live_indexes: s.byte(0); s.idx(s.live_jobs, i)
+        s.byte(3); s.byte(1); s.live_jobs -= len(live_indexes)
+    def ack_reserve(s, n):               # acks the newest live job, reserves the next of n
+        s.byte(28); s.byte(0); s.idx(s.live_jobs, s.live_jobs - 1); s.name(n); s.byte(1)
+    def watch_open(s, n): s.byte(29); s.byte(0); s.q(); s.name(n); s.byte(1)
+    def watch_fd(s): s.byte(29); s.byte(1); s.byte(0)
+    def watch_consume(s): s.byte(29); s.byte(2); s.byte(0); s.byte(1)
+    def watch_close(s): s.byte(29); s.byte(3); s.byte(0)
+
 def save(name, p):
     open(os.path.join(out, 'seed-hand-' + name), 'wb').write(bytes(p.b))
 
@@ -123,3 +158,27 @@ save('lease-expiry', p)
 p = P(); p.open_(); p.open_(lease_idx=2); p.put('a', b'1', qi=0); p.put('a', b'2', qi=1); p.reserve('a', qi=1); p.reserve('a', qi=0)
 p.close(qi=0); p.finish(0); p.finish(1); p.stats(); p.misc(0, 1, 3); p.misc(1); p.misc(2, 1, 40); p.misc(3, 1, 6)
 save('two-handles', p)
+
+p = P(); p.open_()
+for i in range(3): p.put('a', b'L%d' % i)
+p.qconfig_max_reserved('a', 1); p.reserve('a'); p.reserve('a'); p.live_jobs -= 1; p.stats();  # held back: TIMEOUT
+p.qconfig_rate('b'); p.qconfig_bad('a', 9)
+p.pause('a'); p.stats(); p.pause('a', resume=True); p.finish(0, live_index=0); p.stats()
+save('limits-pause', p)
+
+p = P(); p.open_(); p.put('a', b'z'); p.schedule('a', 0, 0, b'tick'); p.schedule('b', 4, 2, b''); p.stats()
+p.schedule_bad('a', 3); p.schedule_bad('a', 14); p.unschedule(6); p.unschedule(0); p.stats()
+save('schedules', p)
+
+p = P(); p.open_(keep_idx=1); p.put('a', b'x'); p.put('a', b'y'); p.reserve('a'); p.ack_result(3); p.job_info(2, 0)
+p.reserve('a'); p.ack_result(6, over=1); p.ack_result(6); p.job_info(2, 1); p.stats(); p.string_free_live()
+save('results', p)
+
+p = P(); p.open_(); p.batch('a', [b'1', b'2', b'3']); p.reserve_many('a', 3); p.ack_many([0, 1, 2])
+p.put('a', b'4'); p.put('a', b'5'); p.reserve('a'); p.ack_reserve('a'); p.stats()
+save('many', p)
+
+p = P(); p.open_(); p.watch_open('a'); p.put('a', b'w'); p.watch_fd(); p.watch_consume()
+p.byte(2); p.q()   # close while the watch is open: JOBQ_E_BUSY
+p.watch_close(); p.close()
+save('watch', p)

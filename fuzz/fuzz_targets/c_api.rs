@@ -65,6 +65,10 @@ mod c {
     pub struct jobq_worker {
         _opaque: [u8; 0],
     }
+    #[repr(C)]
+    pub struct jobq_watch {
+        _opaque: [u8; 0],
+    }
 
     #[repr(C)]
     #[derive(Clone, Copy)]
@@ -150,6 +154,40 @@ mod c {
             out: *mut *mut jobq_worker,
         ) -> jobq_status;
         pub fn jobq_worker_stop(w: *mut jobq_worker, timeout_ms: i64) -> jobq_status;
+        pub fn jobq_ack_result(job: *mut jobq_job, data: *const c_void, len: usize) -> jobq_status;
+        pub fn jobq_ack_reserve(
+            job: *mut jobq_job,
+            queue: *const c_char,
+            timeout_ms: i64,
+            out_next: *mut *mut jobq_job,
+        ) -> jobq_status;
+        pub fn jobq_ack_many(jobs: *const *mut jobq_job, n: usize, out_statuses: *mut jobq_status) -> jobq_status;
+        pub fn jobq_reserve_many(
+            q: *mut jobq,
+            queue: *const c_char,
+            max: usize,
+            timeout_ms: i64,
+            out_jobs: *mut *mut jobq_job,
+            out_n: *mut usize,
+        ) -> jobq_status;
+        pub fn jobq_pause(q: *mut jobq, queue: *const c_char) -> jobq_status;
+        pub fn jobq_resume(q: *mut jobq, queue: *const c_char) -> jobq_status;
+        pub fn jobq_schedule(
+            q: *mut jobq,
+            queue: *const c_char,
+            name: *const c_char,
+            spec: *const c_char,
+            payload: *const c_void,
+            len: usize,
+            opts: *const jobq_put_opts,
+        ) -> jobq_status;
+        pub fn jobq_unschedule(q: *mut jobq, name: *const c_char) -> jobq_status;
+        pub fn jobq_queue_config(q: *mut jobq, queue: *const c_char, json: *const c_char) -> jobq_status;
+        pub fn jobq_job_info(q: *mut jobq, id: u64, json_out: *mut *mut c_char) -> jobq_status;
+        pub fn jobq_watch_open(q: *mut jobq, queue: *const c_char, out: *mut *mut jobq_watch) -> jobq_status;
+        pub fn jobq_watch_fd(w: *const jobq_watch) -> c_int;
+        pub fn jobq_watch_consume(w: *mut jobq_watch, out_next_due_ms: *mut i64) -> jobq_status;
+        pub fn jobq_watch_close(w: *mut jobq_watch) -> jobq_status;
     }
 }
 
@@ -193,6 +231,14 @@ const MAX_OPS: usize = 64;
 /// Queue handles open at once, and workers running at once (threads are slow).
 const MAX_OPEN: usize = 3;
 const MAX_WORKERS: usize = 2;
+/// Watches open at once (each runs a thread).
+const MAX_WATCHES: usize = 2;
+/// Limits of the newer calls (include/jobq.h, src/limits.rs, src/schedule.rs).
+const RESULT_MAX: usize = 65536;
+const RESERVE_MANY_MAX: usize = 1000;
+const SCHEDULE_NAME_MAX: usize = 1024;
+const SCHEDULE_SPEC_MAX: usize = 256;
+const MAX_LIMIT: u64 = 1_000_000_000_000;
 /// Limits of the contract (src/queue.rs, src/worker.rs).
 const MAX_DELAY_MS: u64 = 100_000_000_000;
 const MAX_QUEUE_NAME: usize = 1024;
@@ -365,7 +411,7 @@ impl Kind {
 
 /// Handle values no registry ever hands out. Tokens are tag << 60 | generation
 /// << 32 | (slot + 1) with tags 1..=3 (src/ffi/handle.rs); a value with such a
-/// tag gets slot field 0, which is never valid, so libFuzzer's comparison
+/// tag (1..=3; watches 5) gets slot field 0, which is never valid, so libFuzzer's comparison
 /// tracing cannot steer it onto a live handle.
 fn forged(u: &mut Unstructured) -> AResult<usize> {
     Ok(match u.int_in_range(0u8..=7)? {
@@ -378,7 +424,7 @@ fn forged(u: &mut Unstructured) -> AResult<usize> {
         6 => (3 << 60) | 0xFFFF_FFFF, // a worker tag, likewise
         _ => {
             let raw: u64 = u.arbitrary::<u64>()?.max(0x10); // 0 would be NULL
-            if (1..=3).contains(&(raw >> 60)) {
+            if (1..=5).contains(&(raw >> 60)) {
                 (raw & !0xFFFF_FFFF) as usize
             } else {
                 raw as usize
@@ -582,7 +628,18 @@ struct QSlot {
     /// Its config allows a short busy_timeout_ms: with several handles on
     /// one file, a call may then meet another's write lock (JOBQ_E_BUSY).
     busy_ok: bool,
+    /// keep_done_ms of its config (0: acked jobs are deleted).
+    keep_done: u64,
 }
+
+struct VSlot {
+    h: *mut jobq_watch,
+    q: usize,
+    open: bool,
+}
+
+/// The model of the store's queue limits: (max_reserved, rate (jobs, per_ms)).
+type Limits = (Option<u64>, Option<(u64, u64)>);
 
 struct JSlot {
     h: *mut jobq_job,
@@ -626,6 +683,26 @@ struct World {
     put_queues: BTreeSet<Vec<u8>>,
     /// A worker ran on this file: jobs may have been acked behind our back.
     workers_ran: bool,
+    watches: Vec<VSlot>,
+    /// Acked (or acked with a result) through a handle with keep_done_ms > 0:
+    /// job_info may still show them ("done") until their keep time passes.
+    /// The result bytes, if acked with one.
+    kept: HashMap<u64, Option<Vec<u8>>>,
+    /// The store's schedules: name -> (queue, payload length).
+    schedules: BTreeMap<Vec<u8>, (Vec<u8>, usize)>,
+    /// Every payload a schedule of a queue was given: its jobs are put in the
+    /// background, so a delivery of one of these is not a stranger.
+    sched_payloads: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Paused queues; limits set per queue.
+    paused: BTreeSet<Vec<u8>>,
+    limits: BTreeMap<Vec<u8>, Limits>,
+    /// A schedule/pause/config call met JOBQ_E_BUSY: whether it stored is
+    /// unknown, so stats are not compared with the model's schedules,
+    /// pauses and limits any more.
+    admin_uncertain: bool,
+    /// Jobs of a jobq_ack_many that answered JOBQ_E_STATE without statuses:
+    /// each was acked or was not.
+    maybe_gone: HashSet<u64>,
 }
 
 struct Env {
@@ -687,11 +764,23 @@ impl World {
             gone: HashSet::new(),
             put_queues: BTreeSet::new(),
             workers_ran: false,
+            watches: Vec::new(),
+            kept: HashMap::new(),
+            schedules: BTreeMap::new(),
+            sched_payloads: HashMap::new(),
+            paused: BTreeSet::new(),
+            limits: BTreeMap::new(),
+            admin_uncertain: false,
+            maybe_gone: HashSet::new(),
         }
     }
 
     fn open_count(&self) -> usize {
         self.queues.iter().filter(|q| q.open).count()
+    }
+
+    fn open_watches(&self, q: usize) -> usize {
+        self.watches.iter().filter(|w| w.open && w.q == q).count()
     }
 
     fn running_workers(&self, q: usize) -> usize {
@@ -730,6 +819,9 @@ impl World {
                 (other_generation(self.queues[i].h as usize, u)?, Kind::Dead)
             }
             15 => ((1 << 60) | 0xFFFF_FFFF, Kind::Dead),
+            10 if !self.watches.is_empty() => {
+                (self.watches[u.choose_index(self.watches.len())?].h as usize, Kind::Dead)
+            }
             _ => (0, Kind::Null),
         };
         Ok((ptr::without_provenance_mut(v.0), v.1))
@@ -791,7 +883,9 @@ impl World {
     // ---- operations
 
     fn step(&mut self, u: &mut Unstructured) -> AResult<()> {
-        match u.int_in_range(0u8..=19)? {
+        // Opcodes 0..=19 keep their meaning of the older seeds (a byte < 20
+        // decodes the same in 0..=29); the newer calls are 20..=29.
+        match u.int_in_range(0u8..=29)? {
             0 | 1 => self.op_open(u),
             2 => self.op_close(u),
             3..=5 => self.op_put(u),
@@ -806,6 +900,16 @@ impl World {
             16 => self.op_string_free(u),
             17 => self.op_worker(u),
             18 => self.op_misc(u),
+            20 => self.op_queue_config(u),
+            21 => self.op_schedule(u),
+            22 => self.op_unschedule(u),
+            23 => self.op_ack_result(u),
+            24 => self.op_job_info(u),
+            25 => self.op_pause_resume(u),
+            26 => self.op_reserve_many(u),
+            27 => self.op_ack_many(u),
+            28 => self.op_ack_reserve(u),
+            29 => self.op_watch(u),
             _ => {
                 // Let short leases expire now and then.
                 let ms = u.int_in_range(0..=3)?;
@@ -845,6 +949,11 @@ impl World {
                 m.insert("backoff_jitter".into(), [0.0, 0.5, 1.0][u.choose_index(3)?].into());
                 if u.ratio(1, 2)? {
                     m.insert("max_payload_bytes".into(), u.int_in_range(0u64..=300)?.into());
+                }
+                if u.ratio(1, 4)? {
+                    // Keep acked jobs (docs/results.md): 1 ms expires within
+                    // the input, an hour does not.
+                    m.insert("keep_done_ms".into(), [1u64, 3_600_000][u.choose_index(2)?].into());
                 }
                 (CArg::new(serde_json::Value::Object(m).to_string().as_bytes()), Some(true))
             }
@@ -913,23 +1022,24 @@ impl World {
         assert!(!out_null && out != sentinel_ptr() && !out.is_null(), "jobq_open: OK without a handle");
         assert!(!self.queues.iter().any(|q| q.open && q.h == out), "jobq_open: a live handle value handed out twice");
         let parsed = config.utf8().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
-        let (max_payload, busy_ok) = match &parsed {
-            None => (Some(DEFAULT_MAX_PAYLOAD), false),
+        let (max_payload, busy_ok, keep_done) = match &parsed {
+            None => (Some(DEFAULT_MAX_PAYLOAD), false, 0),
             Some(serde_json::Value::Object(m)) => (
                 Some(m.get("max_payload_bytes").and_then(|v| v.as_u64()).unwrap_or(DEFAULT_MAX_PAYLOAD)),
                 m.get("busy_timeout_ms").and_then(|v| v.as_u64()).is_some_and(|ms| ms < 1000),
+                m.get("keep_done_ms").and_then(|v| v.as_u64()).unwrap_or(0),
             ),
             // Not an object: jobq_open refuses it, so this is not reached.
-            Some(_) => (None, true),
+            Some(_) => (None, true, 0),
         };
-        self.queues.push(QSlot { h: out, open: true, max_payload, busy_ok });
+        self.queues.push(QSlot { h: out, open: true, max_payload, busy_ok, keep_done });
         Ok(())
     }
 
     fn op_close(&mut self, u: &mut Unstructured) -> AResult<()> {
         let (h, kind) = self.pick_queue(u)?;
         let allowed = match kind {
-            Kind::Live(i) if self.running_workers(i) > 0 => vec![E_BUSY],
+            Kind::Live(i) if self.running_workers(i) > 0 || self.open_watches(i) > 0 => vec![E_BUSY],
             Kind::Live(_) => vec![OK],
             k => vec![k.error().unwrap_or(OK)],
         };
@@ -1147,41 +1257,89 @@ impl World {
             assert!(out == sentinel_ptr(), "jobq_reserve: {} but *out was written", status_name(st));
             return Ok(());
         }
-        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_reserve: OK without a job");
+        let Kind::Live(qi) = kind else { unreachable!() };
+        self.record_delivery("jobq_reserve", out, qi, name.bytes().unwrap_or_default());
+        Ok(())
+    }
+
+    /// A job handle a reserve (of any kind) returned from queue `qname` of
+    /// handle `qi`: it is a job that was put there, and now ours.
+    fn record_delivery(&mut self, call: &str, out: *mut jobq_job, qi: usize, qname: &[u8]) {
+        assert!(out != sentinel_ptr() && !out.is_null(), "{call}: OK without a job");
         assert!(
             !self.jobs.iter().any(|j| !j.freed && j.h == out),
-            "jobq_reserve: handed out the value of a live job handle again"
+            "{call}: handed out the value of a live job handle again"
         );
-        let Kind::Live(qi) = kind else { unreachable!() };
-        let qname = name.bytes().unwrap_or_default().to_vec();
+        let qname = qname.to_vec();
         // SAFETY: a handle just returned by the library.
         let (id, attempt) = unsafe { (jobq_job_id(out), jobq_job_attempt(out)) };
         log!("  job {id} attempt {attempt}");
-        assert!(id != 0, "jobq_reserve: job id 0");
-        assert!(attempt >= 1, "jobq_reserve: job {id} attempt {attempt}");
-        assert!(!self.gone.contains(&id), "jobq_reserve: delivered job {id}, which was acked or cancelled");
+        assert!(id != 0, "{call}: job id 0");
+        assert!(attempt >= 1, "{call}: job {id} attempt {attempt}");
+        assert!(!self.gone.contains(&id), "{call}: delivered job {id}, which was acked or cancelled");
+        self.maybe_gone.remove(&id);
         let (q, payload) = match self.stored.get(&id) {
             Some(e) => e.clone(),
             None => {
-                // Put with out_id NULL: one such put of this queue with this payload.
+                // Put with out_id NULL: one such put of this queue with this
+                // payload; or put by a schedule of this queue.
                 let actual = self.payload_of(out).unwrap_or_default();
                 let pos = self.anonymous.iter().position(|(q, p)| *q == qname && *p == actual);
-                let pos = pos.unwrap_or_else(|| {
-                    panic!(
-                        "jobq_reserve: delivered job {id} ({} bytes) of {qname:?}, which was never put",
-                        actual.len()
-                    )
-                });
-                let e = self.anonymous.remove(pos);
+                let e = match pos {
+                    Some(pos) => self.anonymous.remove(pos),
+                    None => {
+                        let scheduled = self.sched_payloads.get(&qname).is_some_and(|ps| ps.contains(&actual));
+                        assert!(
+                            scheduled,
+                            "{call}: delivered job {id} ({} bytes) of {qname:?}, which was never put",
+                            actual.len()
+                        );
+                        (qname.clone(), actual)
+                    }
+                };
                 self.stored.insert(id, e.clone());
                 e
             }
         };
-        assert_eq!(q, qname, "jobq_reserve: job {id} of queue {q:?} delivered from queue {qname:?}");
+        assert_eq!(q, qname, "{call}: job {id} of queue {q:?} delivered from queue {qname:?}");
         self.jobs.push(JSlot { h: out, q: qi, id, queue: q, payload, freed: false, finished: false });
         let i = self.jobs.len() - 1;
         self.check_accessors(i);
-        Ok(())
+    }
+
+    /// Job `id` (of job slot `i`) was acked: never delivered again; kept as
+    /// "done" if its handle keeps acked jobs.
+    fn acked(&mut self, i: usize, id: u64, result: Option<Vec<u8>>) {
+        self.gone.insert(id);
+        if self.queues[self.jobs[i].q].keep_done > 0 {
+            self.kept.insert(id, result);
+        }
+    }
+
+    /// What finishing job slot `i`'s delivery may give, arguments aside.
+    fn delivery_state(&self, kind: Kind) -> Vec<c_int> {
+        match kind {
+            Kind::Live(i) => {
+                let j = &self.jobs[i];
+                let mut s = Vec::new();
+                if j.finished {
+                    s.push(E_STATE);
+                }
+                if !self.queues[j.q].open {
+                    s.push(E_SHUTDOWN);
+                }
+                if s.is_empty() {
+                    if self.gone.contains(&j.id) {
+                        vec![E_STATE]
+                    } else {
+                        vec![OK, E_STATE]
+                    }
+                } else {
+                    s
+                }
+            }
+            k => vec![k.error().unwrap_or(OK)],
+        }
     }
 
     fn payload_of(&self, h: *const jobq_job) -> Option<Vec<u8>> {
@@ -1301,7 +1459,8 @@ impl World {
                 j.finished = true;
             }
             if st == OK && which == 0 {
-                self.gone.insert(j.id);
+                let id = j.id;
+                self.acked(i, id, None);
             }
             self.check_accessors(i);
         }
@@ -1348,7 +1507,10 @@ impl World {
             assert!(out != SENTINEL, "jobq_kick: OK without writing *out_kicked");
             assert!(out <= max, "jobq_kick: kicked {out} > max {max}");
             let known = self.stored.len() + self.anonymous.len();
-            assert!(out as usize <= known, "jobq_kick: kicked {out} jobs of {known} ever put");
+            assert!(
+                out as usize <= known || !self.sched_payloads.is_empty(),
+                "jobq_kick: kicked {out} jobs of {known} ever put"
+            );
         } else if st != OK {
             assert!(out == SENTINEL, "jobq_kick: {} but *out_kicked was written", status_name(st));
         }
@@ -1372,8 +1534,15 @@ impl World {
         };
         let allowed = match kind {
             Kind::Live(_) => {
-                let maybe_anonymous = !self.anonymous.is_empty() && id != 0 && !self.stored.contains_key(&id);
-                if self.gone.contains(&id) || (!self.stored.contains_key(&id) && !maybe_anonymous) {
+                let maybe_anonymous = (!self.anonymous.is_empty() || !self.sched_payloads.is_empty())
+                    && id != 0
+                    && !self.stored.contains_key(&id);
+                if self.kept.contains_key(&id) {
+                    // Done and kept (cancel deletes it), or past its keep time.
+                    vec![OK, E_NOT_FOUND]
+                } else if self.maybe_gone.contains(&id) {
+                    vec![OK, E_STATE, E_NOT_FOUND]
+                } else if self.gone.contains(&id) || (!self.stored.contains_key(&id) && !maybe_anonymous) {
                     vec![E_NOT_FOUND]
                 } else if self.workers_ran || maybe_anonymous {
                     vec![OK, E_STATE, E_NOT_FOUND]
@@ -1390,6 +1559,8 @@ impl World {
         check("jobq_cancel", st, &allowed);
         if st == OK {
             self.gone.insert(id);
+            self.kept.remove(&id);
+            self.maybe_gone.remove(&id);
         }
         Ok(())
     }
@@ -1428,24 +1599,123 @@ impl World {
     fn check_stats(&self, text: &str) {
         let v: serde_json::Value =
             serde_json::from_str(text).unwrap_or_else(|e| panic!("jobq_stats_json: not JSON ({e}): {text}"));
+        let top = v.as_object().unwrap_or_else(|| panic!("jobq_stats_json: not an object: {text}"));
+        for key in top.keys() {
+            assert!(["queues", "schedules"].contains(&key.as_str()), "jobq_stats_json: unknown key {key:?}: {text}");
+        }
         let queues = v.get("queues").and_then(|q| q.as_object());
         let queues = queues.unwrap_or_else(|| panic!("jobq_stats_json: no \"queues\" object: {text}"));
         let mut per_queue: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for (q, _) in self.stored.values().chain(self.anonymous.iter()) {
             *per_queue.entry(q.clone()).or_default() += 1;
         }
+        const FIELDS: [&str; 8] = ["ready", "scheduled", "reserved", "dead", "done", "paused", "limits", "rate_used"];
+        let count = |counts: &serde_json::Value, name: &str, field: &str| -> u64 {
+            let n = counts.get(field).and_then(|n| n.as_u64());
+            n.unwrap_or_else(|| panic!("jobq_stats_json: {name}.{field} missing or not a count: {text}"))
+        };
         for (name, counts) in queues {
             assert!(
                 self.put_queues.contains(name.as_bytes()),
-                "jobq_stats_json: queue {name:?} was never put to: {text}"
+                "jobq_stats_json: queue {name:?} was never put to, paused, limited or scheduled: {text}"
             );
+            let obj = counts.as_object().unwrap_or_else(|| panic!("jobq_stats_json: {name} is not an object: {text}"));
+            for key in obj.keys() {
+                assert!(FIELDS.contains(&key.as_str()), "jobq_stats_json: {name} has unknown key {key:?}: {text}");
+            }
             let mut total = 0u64;
-            for field in ["ready", "scheduled", "reserved", "dead"] {
-                let n = counts.get(field).and_then(|n| n.as_u64());
-                total += n.unwrap_or_else(|| panic!("jobq_stats_json: {name}.{field} missing or not a count: {text}"));
+            for field in ["ready", "scheduled", "reserved", "dead", "done"] {
+                total += count(counts, name, field);
             }
             let put = per_queue.get(name.as_bytes()).copied().unwrap_or(0) as u64;
-            assert!(total <= put, "jobq_stats_json: queue {name:?} counts {total} jobs, only {put} were put: {text}");
+            // A schedule puts jobs in the background: its queue has no bound.
+            if !self.sched_payloads.contains_key(name.as_bytes()) {
+                assert!(
+                    total <= put,
+                    "jobq_stats_json: queue {name:?} counts {total} jobs, only {put} were put: {text}"
+                );
+            }
+            let paused = counts.get("paused").and_then(|p| p.as_bool());
+            let paused = paused.unwrap_or_else(|| panic!("jobq_stats_json: {name}.paused missing or not a bool: {text}"));
+            let limits = match counts.get("limits") {
+                None => (None, None),
+                Some(l) => {
+                    let l = l.as_object().unwrap_or_else(|| panic!("jobq_stats_json: {name}.limits: {text}"));
+                    assert!(!l.is_empty(), "jobq_stats_json: {name}.limits is empty (no limit is absent): {text}");
+                    for key in l.keys() {
+                        assert!(
+                            ["max_reserved", "rate"].contains(&key.as_str()),
+                            "jobq_stats_json: {name}.limits.{key}: {text}"
+                        );
+                    }
+                    let mr = l.get("max_reserved").map(|_| count(&counts["limits"], name, "max_reserved"));
+                    let rate = l.get("rate").map(|r| {
+                        let ro = r.as_object().unwrap_or_else(|| panic!("jobq_stats_json: {name}.limits.rate: {text}"));
+                        assert_eq!(ro.len(), 2, "jobq_stats_json: {name}.limits.rate keys: {text}");
+                        (count(r, name, "jobs"), count(r, name, "per_ms"))
+                    });
+                    (mr, rate)
+                }
+            };
+            if let Some(used) = counts.get("rate_used") {
+                assert!(used.as_u64().is_some(), "jobq_stats_json: {name}.rate_used is not a count: {text}");
+            }
+            assert_eq!(
+                limits.1.is_some(),
+                counts.get("rate_used").is_some(),
+                "jobq_stats_json: {name}: \"rate_used\" goes with a rate limit: {text}"
+            );
+            if !self.admin_uncertain {
+                assert_eq!(paused, self.paused.contains(name.as_bytes()), "jobq_stats_json: {name}.paused: {text}");
+                let want = self.limits.get(name.as_bytes()).copied().unwrap_or((None, None));
+                assert_eq!(limits, want, "jobq_stats_json: {name}.limits vs what jobq_queue_config set: {text}");
+            }
+        }
+        if !self.admin_uncertain {
+            for q in &self.paused {
+                let name = String::from_utf8_lossy(q);
+                assert!(queues.contains_key(name.as_ref()), "jobq_stats_json: paused queue {name:?} missing: {text}");
+            }
+            for (q, l) in &self.limits {
+                let name = String::from_utf8_lossy(q);
+                if *l != (None, None) {
+                    assert!(queues.contains_key(name.as_ref()), "jobq_stats_json: limited {name:?} missing: {text}");
+                }
+            }
+        }
+        let schedules = match top.get("schedules") {
+            None => Vec::new(),
+            Some(s) => s.as_array().unwrap_or_else(|| panic!("jobq_stats_json: schedules not an array: {text}")).clone(),
+        };
+        let mut names = Vec::new();
+        for s in &schedules {
+            let o = s.as_object().unwrap_or_else(|| panic!("jobq_stats_json: a schedule is not an object: {text}"));
+            assert_eq!(o.len(), 9, "jobq_stats_json: schedule keys: {text}");
+            let str_of = |k: &str| -> String {
+                let v = o.get(k).and_then(|v| v.as_str());
+                v.unwrap_or_else(|| panic!("jobq_stats_json: schedule {k} missing or not a string: {text}")).to_owned()
+            };
+            let (name, queue, _spec) = (str_of("name"), str_of("queue"), str_of("spec"));
+            let next = &o["next_ms"];
+            assert!(next.is_null() || next.as_i64().is_some(), "jobq_stats_json: schedule next_ms: {text}");
+            assert!(o.get("priority").and_then(|p| p.as_i64()).is_some(), "jobq_stats_json: schedule priority: {text}");
+            for k in ["delay_ms", "max_attempts", "lease_ms", "payload_len"] {
+                count(s, &name, k);
+            }
+            if !self.admin_uncertain {
+                let want = self.schedules.get(name.as_bytes());
+                let want = want.unwrap_or_else(|| panic!("jobq_stats_json: schedule {name:?} was never made: {text}"));
+                assert_eq!(queue.as_bytes(), want.0.as_slice(), "jobq_stats_json: schedule {name:?} queue: {text}");
+                assert_eq!(count(s, &name, "payload_len"), want.1 as u64, "jobq_stats_json: {name:?} payload_len");
+            }
+            names.push(name.into_bytes());
+        }
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "jobq_stats_json: schedules not in name order: {text}");
+        if !self.admin_uncertain {
+            let want: Vec<Vec<u8>> = self.schedules.keys().cloned().collect();
+            assert_eq!(names, want, "jobq_stats_json: schedules vs the model: {text}");
         }
     }
 
@@ -1706,6 +1976,12 @@ impl World {
                 self.stop_worker(i);
             }
         }
+        for w in self.watches.iter_mut().filter(|w| w.open) {
+            // SAFETY: a watch handle this program holds.
+            let st = unsafe { jobq_watch_close(w.h) };
+            check("jobq_watch_close (cleanup)", st, &[OK]);
+            w.open = false;
+        }
         for j in self.jobs.iter_mut().filter(|j| !j.freed) {
             // SAFETY: a job handle this program holds.
             unsafe { jobq_job_free(j.h) };
@@ -1727,6 +2003,858 @@ impl World {
                 let _ = std::fs::remove_file(format!("{p}{suffix}"));
             }
         }
+    }
+}
+
+// ------------------------------------------------- the newer calls' operations
+
+/// Standard base64 (with padding), to compare with job_info's result_b64.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A schedule name: mostly a few fixed ones, so that replace and delete meet.
+fn gen_sched_name(u: &mut Unstructured) -> AResult<CArg> {
+    Ok(match u.int_in_range(0u8..=11)? {
+        0..=3 => CArg::new(b"s1"),
+        4 | 5 => CArg::new(b"s2"),
+        6 => CArg::new(b"s3"),
+        7 => CArg::null(),
+        8 => CArg::new(b""),
+        9 => CArg::new(&vec![b'n'; SCHEDULE_NAME_MAX + u.int_in_range(0..=1)?]),
+        10 => CArg::new(b"\xc3("),
+        _ => CArg::new(&fuzz_bytes(u, 10)?),
+    })
+}
+
+fn is_sched_name(n: &CArg) -> bool {
+    n.utf8().is_some_and(|s| !s.is_empty() && s.len() <= SCHEDULE_NAME_MAX)
+}
+
+/// A schedule spec and whether it is valid (None: unknown). Valid specs have
+/// far slots (a yearly date, `@every` >= 1 h) or, now and then, `@every
+/// 100ms`/`500ms`, which may fire once in a long input: the model accepts
+/// schedule-put jobs anyway, this only keeps most runs deterministic.
+fn gen_spec(u: &mut Unstructured) -> AResult<(CArg, Option<bool>)> {
+    const VALID: [&str; 12] = [
+        "0 0 1 1 *",
+        "@yearly",
+        "@every 1h",
+        "@every 2d",
+        "@every 1h30m",
+        "30 4 29 2 *",
+        "5,35 3-4 1 JAN,JUL *",
+        "0 0 1 1 SUN",
+        "  0 0 1 1 *  ",
+        "@every 100000000000ms",
+        "@every 100ms",
+        "@every 500ms",
+    ];
+    const INVALID: [&str; 22] = [
+        "",
+        "   ",
+        "@every",
+        "@every 99ms",
+        "@every 0ms",
+        "@every 1x",
+        "@every 100",
+        "@every 100000000001ms",
+        "@every 99999999999999999999d",
+        "@every -5s",
+        "@hourly x",
+        "@never",
+        "0 0 1 1",
+        "0 0 1 1 * *",
+        "60 0 1 1 *",
+        "0 24 1 1 *",
+        "0 0 32 1 *",
+        "0 0 1 13 *",
+        "0 0 1 1 8",
+        "5-1 0 1 1 *",
+        "*/0 0 1 1 *",
+        "0 0 30 2 *",
+    ];
+    Ok(match u.int_in_range(0u8..=11)? {
+        0..=3 => {
+            // The last two @every specs fire within 100 ms: rarer.
+            let n = if u.ratio(1, 8)? { VALID.len() } else { VALID.len() - 2 };
+            (CArg::new(VALID[u.choose_index(n)?].as_bytes()), Some(true))
+        }
+        4..=6 => (CArg::new(INVALID[u.choose_index(INVALID.len())?].as_bytes()), Some(false)),
+        7 => {
+            // Five fields from lists of good and bad values (minutes and hours
+            // fixed, so the slot is at most once a day).
+            let fields: [(&[&str], usize); 5] = [
+                (&["0", "59", "7,8", "10-20/5", "60", "-1", "a", "5-1", "*/0", ""], 4),
+                (&["0", "23", "1-3/2", "24", "x", "3-"], 3),
+                (&["1", "31", "*", "1,15", "32", "0", "L"], 4),
+                (&["1", "12", "JAN", "DEC", "*", "JAN-MAR", "13", "FOO", "0"], 6),
+                (&["*", "0", "7", "SUN", "MON-FRI", "8", "SUNDAY"], 5),
+            ];
+            let mut parts = Vec::new();
+            let mut valid = true;
+            for (vals, n_good) in fields {
+                let i = u.choose_index(vals.len())?;
+                valid &= i < n_good;
+                parts.push(vals[i]);
+            }
+            // Day 31 of a month without one is checked by "matches no time"
+            // only when month and day are both restricted: all months here have 31.
+            (CArg::new(parts.join(" ").as_bytes()), Some(valid))
+        }
+        8 => (CArg::null(), Some(false)),
+        9 => (CArg::new(&b"0 ".repeat(SCHEDULE_SPEC_MAX / 2 + 1)), Some(false)),
+        10 => (CArg::new(b"@every 1\xffh"), Some(false)),
+        _ => (CArg::new(&fuzz_bytes(u, 24)?), None),
+    })
+}
+
+/// A jobq_queue_config argument and the change it makes (None: invalid;
+/// Some(None): unknown, raw bytes).
+fn gen_qconfig(u: &mut Unstructured) -> AResult<(CArg, Option<bool>)> {
+    Ok(match u.int_in_range(0u8..=9)? {
+        0..=3 => {
+            let mut m = serde_json::Map::new();
+            if u.ratio(2, 3)? {
+                let v: serde_json::Value = match u.int_in_range(0u8..=4)? {
+                    0 => serde_json::Value::Null,
+                    1 => MAX_LIMIT.into(),
+                    _ => u.int_in_range(1u64..=3)?.into(),
+                };
+                m.insert("max_reserved".into(), v);
+            }
+            if u.ratio(1, 2)? {
+                let v = if u.ratio(1, 4)? {
+                    serde_json::Value::Null
+                } else {
+                    let jobs = [1u64, 2, 5, MAX_LIMIT][u.choose_index(4)?];
+                    let per_ms = [1u64, 10, 1000, 3_600_000, MAX_DELAY_MS][u.choose_index(5)?];
+                    serde_json::json!({"jobs": jobs, "per_ms": per_ms})
+                };
+                m.insert("rate".into(), v);
+            }
+            (CArg::new(serde_json::Value::Object(m).to_string().as_bytes()), Some(true))
+        }
+        4..=6 => {
+            const BAD: [&str; 24] = [
+                r#"{"max_reserved":0}"#,
+                r#"{"max_reserved":-1}"#,
+                r#"{"max_reserved":1.5}"#,
+                r#"{"max_reserved":"3"}"#,
+                r#"{"max_reserved":1000000000001}"#,
+                r#"{"max_reserved":1e400}"#,
+                r#"{"max_reserved":true}"#,
+                r#"{"rate":{"jobs":1}}"#,
+                r#"{"rate":{"per_ms":1}}"#,
+                r#"{"rate":{"jobs":1,"per_ms":0}}"#,
+                r#"{"rate":{"jobs":0,"per_ms":1}}"#,
+                r#"{"rate":{"jobs":1,"per_ms":100000000001}}"#,
+                r#"{"rate":{"jobs":1,"per_ms":1,"x":1}}"#,
+                r#"{"rate":{"jobs":null,"per_ms":1}}"#,
+                r#"{"rate":5}"#,
+                r#"{"rate":[1,1]}"#,
+                r#"{"nope":1}"#,
+                r#"{"max_reserved":1,"nope":null}"#,
+                r#"[]"#,
+                r#"null"#,
+                r#""#,
+                r#"{"max_reserved":1"#,
+                r#"{"max_reserved":18446744073709551616}"#,
+                r#"{"rate":{"jobs":1,"per_ms":1}}x"#,
+            ];
+            (CArg::new(BAD[u.choose_index(BAD.len())?].as_bytes()), Some(false))
+        }
+        7 => (CArg::null(), Some(false)),
+        8 => (CArg::new(b"{\"max_reserved\":1,\"\xff\":1}"), Some(false)),
+        _ => (CArg::new(&fuzz_bytes(u, 40)?), None),
+    })
+}
+
+/// Applies a jobq_queue_config JSON that the library accepted to the model.
+fn apply_qconfig(old: Limits, json: &str) -> Limits {
+    let v: serde_json::Value = serde_json::from_str(json).expect("accepted queue config is JSON");
+    let m = v.as_object().expect("accepted queue config is an object");
+    let mut new = old;
+    if let Some(mr) = m.get("max_reserved") {
+        new.0 = mr.as_u64();
+    }
+    if let Some(r) = m.get("rate") {
+        new.1 = if r.is_null() {
+            None
+        } else {
+            Some((r["jobs"].as_u64().expect("rate.jobs"), r["per_ms"].as_u64().expect("rate.per_ms")))
+        };
+    }
+    new
+}
+
+/// A result buffer for jobq_ack_result: pointer, length and bytes (None: invalid).
+struct ResultArg {
+    _buf: Vec<u8>,
+    ptr: *const c_void,
+    len: usize,
+    invalid: bool,
+}
+
+fn gen_result(u: &mut Unstructured) -> AResult<ResultArg> {
+    let (buf, ptr, len, invalid): (Vec<u8>, *const c_void, usize, bool) = match u.int_in_range(0u8..=9)? {
+        0..=2 => {
+            let b = fuzz_bytes(u, 24)?;
+            let (p, n) = (b.as_ptr().cast(), b.len());
+            (b, p, n, false)
+        }
+        3 => {
+            let b = b"{\"ok\":true}".to_vec();
+            let (p, n) = (b.as_ptr().cast(), b.len());
+            (b, p, n, false)
+        }
+        4 => (Vec::new(), ptr::null(), 0, false),
+        5 => (Vec::new(), ptr::null(), [1, 16, usize::MAX][u.choose_index(3)?], true),
+        6 | 7 => {
+            // At the limit, or one past it.
+            let n = RESULT_MAX + u.int_in_range(0..=1)?;
+            let b = vec![u.arbitrary::<u8>()?; n];
+            let p = b.as_ptr().cast();
+            (b, p, n, false)
+        }
+        8 => {
+            let b = "r\u{e9}sultat \u{1f600}".as_bytes().to_vec();
+            let (p, n) = (b.as_ptr().cast(), b.len());
+            (b, p, n, false)
+        }
+        _ => {
+            let b = fuzz_bytes(u, 16)?;
+            let n = u.int_in_range(0..=b.len())?;
+            let p = b.as_ptr().cast();
+            (b, p, n, false)
+        }
+    };
+    Ok(ResultArg { _buf: buf, ptr, len, invalid })
+}
+
+impl World {
+    fn gen_id(&self, u: &mut Unstructured) -> AResult<u64> {
+        let ids: Vec<u64> = self.stored.keys().copied().collect();
+        Ok(match u.int_in_range(0u8..=7)? {
+            0 => 0,
+            1 => u64::MAX,
+            2 => self.max_id + 1,
+            3 => u.arbitrary()?,
+            _ if !ids.is_empty() => {
+                let mut sorted = ids;
+                sorted.sort_unstable();
+                sorted[u.choose_index(sorted.len())?]
+            }
+            _ => self.max_id,
+        })
+    }
+
+    fn pick_watch(&self, u: &mut Unstructured) -> AResult<(*mut jobq_watch, Kind)> {
+        let v: (usize, Kind) = match u.int_in_range(0u8..=11)? {
+            0..=6 if !self.watches.is_empty() => {
+                let i = u.choose_index(self.watches.len())?;
+                let w = &self.watches[i];
+                (w.h as usize, if w.open { Kind::Live(i) } else { Kind::Dead })
+            }
+            7 => (forged(u)?, Kind::Dead),
+            8 if !self.queues.is_empty() => (self.queues[u.choose_index(self.queues.len())?].h as usize, Kind::Dead),
+            9 if !self.jobs.is_empty() => (self.jobs[u.choose_index(self.jobs.len())?].h as usize, Kind::Dead),
+            10 => ((5 << 60) | 0xFFFF_FFFF, Kind::Dead),
+            _ => (0, Kind::Null),
+        };
+        Ok((ptr::without_provenance_mut(v.0), v.1))
+    }
+
+    fn op_queue_config(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let (json, valid) = gen_qconfig(u)?;
+        let mut errors = self.queue_errors(kind, &name);
+        if valid == Some(false) {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut allowed = expect(&errors, &[OK]);
+        if valid.is_none() && errors.is_empty() {
+            allowed.push(E_INVALID_ARG);
+        }
+        allowed.extend(self.tolerated(kind));
+        log!(
+            "queue_config {h:?} ({kind:?}) queue={:?} json={:?}",
+            name.bytes().map(String::from_utf8_lossy),
+            json.bytes().map(String::from_utf8_lossy)
+        );
+        // SAFETY: NULL or NUL-terminated strings.
+        let st = unsafe { jobq_queue_config(h, name.ptr(), json.ptr()) };
+        check("jobq_queue_config", st, &allowed);
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        match st {
+            OK => {
+                let text = json.utf8().expect("accepted JSON is UTF-8");
+                let old = self.limits.get(&qname).copied().unwrap_or((None, None));
+                self.limits.insert(qname.clone(), apply_qconfig(old, text));
+                self.put_queues.insert(qname);
+            }
+            E_BUSY => {
+                self.admin_uncertain = true;
+                self.put_queues.insert(qname);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn op_pause_resume(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let pause = u.ratio(1, 2)?;
+        let mut allowed = expect(&self.queue_errors(kind, &name), &[OK]);
+        allowed.extend(self.tolerated(kind));
+        let call = if pause { "jobq_pause" } else { "jobq_resume" };
+        log!("{call} {h:?} ({kind:?}) queue={:?}", name.bytes().map(String::from_utf8_lossy));
+        // SAFETY: NULL or a NUL-terminated string.
+        let st = unsafe { if pause { jobq_pause(h, name.ptr()) } else { jobq_resume(h, name.ptr()) } };
+        check(call, st, &allowed);
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        match st {
+            OK if pause => {
+                self.paused.insert(qname.clone());
+                self.put_queues.insert(qname);
+            }
+            OK => {
+                self.paused.remove(&qname);
+            }
+            E_BUSY => {
+                self.admin_uncertain = true;
+                self.put_queues.insert(qname);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn op_schedule(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let queue = self.gen_name(u)?;
+        let name = gen_sched_name(u)?;
+        let (spec, spec_ok) = gen_spec(u)?;
+        let payload = gen_payload(u)?;
+        let opts = gen_put_opts(u)?;
+        let mut errors = self.queue_errors(kind, &queue);
+        if !is_sched_name(&name)
+            || spec_ok == Some(false)
+            || payload.invalid
+            || opts.ffi_invalid
+            || opts.range_invalid
+            || opts.has_key
+        {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut tolerated = self.tolerated(kind);
+        match self.too_big(kind, payload.len) {
+            Some(true) if !payload.invalid => errors.push(E_TOO_BIG),
+            None => tolerated.push(E_TOO_BIG),
+            _ => {}
+        }
+        let mut allowed = expect(&errors, &[OK]);
+        if spec_ok.is_none() && !allowed.contains(&E_INVALID_ARG) {
+            allowed.push(E_INVALID_ARG);
+        }
+        allowed.extend(tolerated);
+        log!(
+            "schedule {h:?} ({kind:?}) queue={:?} name={:?} spec={:?} len={} opts={} key={}",
+            queue.bytes().map(String::from_utf8_lossy),
+            name.bytes().map(|b| if b.len() > 16 { format!("<{} bytes>", b.len()) } else { String::from_utf8_lossy(b).into() }),
+            spec.bytes().map(String::from_utf8_lossy),
+            payload.len,
+            !opts.ptr().is_null(),
+            opts.has_key
+        );
+        // SAFETY: NULL or NUL-terminated strings; the payload is NULL or `len` bytes.
+        let st = unsafe { jobq_schedule(h, queue.ptr(), name.ptr(), spec.ptr(), payload.ptr, payload.len, opts.ptr()) };
+        check("jobq_schedule", st, &allowed);
+        if st == OK || st == E_BUSY {
+            let qname = queue.bytes().unwrap_or_default().to_vec();
+            if st == OK {
+                self.schedules.insert(name.bytes().unwrap_or_default().to_vec(), (qname.clone(), payload.len));
+            } else {
+                self.admin_uncertain = true;
+            }
+            self.sched_payloads.entry(qname.clone()).or_default().push(payload.bytes().to_vec());
+            self.put_queues.insert(qname);
+        }
+        Ok(())
+    }
+
+    fn op_unschedule(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = gen_sched_name(u)?;
+        let mut errors: Vec<c_int> = kind.error().into_iter().collect();
+        if !is_sched_name(&name) {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut allowed = expect(&errors, &[OK]);
+        allowed.extend(self.tolerated(kind));
+        log!("unschedule {h:?} ({kind:?}) name={:?}", name.bytes().map(|b| b.len()));
+        // SAFETY: NULL or a NUL-terminated string.
+        let st = unsafe { jobq_unschedule(h, name.ptr()) };
+        check("jobq_unschedule", st, &allowed);
+        match st {
+            OK => {
+                self.schedules.remove(name.bytes().unwrap_or_default());
+            }
+            E_BUSY => self.admin_uncertain = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn op_ack_result(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        let r = gen_result(u)?;
+        let state = self.delivery_state(kind);
+        let mut allowed = match kind {
+            Kind::Live(_) if r.invalid => vec![E_INVALID_ARG],
+            Kind::Live(_) if r.len > RESULT_MAX => {
+                // Which of two problems is reported first is not specified.
+                let mut a = vec![E_TOO_BIG];
+                a.extend(state.iter().filter(|&&s| s != OK));
+                a
+            }
+            _ => state,
+        };
+        if let Kind::Live(i) = kind {
+            allowed.extend(self.tolerated(Kind::Live(self.jobs[i].q)));
+        }
+        log!("ack_result {h:?} ({kind:?}) len={} null={}", r.len, r.ptr.is_null());
+        // SAFETY: any handle value; `r.ptr` is NULL or `r.len` readable bytes.
+        let st = unsafe { jobq_ack_result(h, r.ptr, r.len) };
+        check("jobq_ack_result", st, &allowed);
+        if let Kind::Live(i) = kind {
+            if st == OK || st == E_STATE {
+                self.jobs[i].finished = true;
+            }
+            if st == OK {
+                let bytes = if r.len == 0 { Vec::new() } else { r._buf[..r.len].to_vec() };
+                let id = self.jobs[i].id;
+                self.acked(i, id, Some(bytes));
+            }
+            self.check_accessors(i);
+        }
+        Ok(())
+    }
+
+    fn op_job_info(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let id = self.gen_id(u)?;
+        let out_null = u.ratio(1, 8)?;
+        let mut errors: Vec<c_int> = kind.error().into_iter().collect();
+        if out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        let maybe_other = (!self.anonymous.is_empty() || !self.sched_payloads.is_empty()) && id != 0;
+        let success: &[c_int] = if self.kept.contains_key(&id) || self.maybe_gone.contains(&id) {
+            &[OK, E_NOT_FOUND]
+        } else if self.gone.contains(&id) {
+            &[E_NOT_FOUND]
+        } else if self.stored.contains_key(&id) {
+            if self.workers_ran {
+                &[OK, E_NOT_FOUND]
+            } else {
+                &[OK]
+            }
+        } else if maybe_other {
+            &[OK, E_NOT_FOUND]
+        } else {
+            &[E_NOT_FOUND]
+        };
+        let mut allowed = expect(&errors, success);
+        allowed.extend(self.tolerated(kind));
+        let mut out: *mut c_char = sentinel_ptr();
+        let out_p: *mut *mut c_char = if out_null { ptr::null_mut() } else { &mut out };
+        log!("job_info {h:?} ({kind:?}) id={id} out_null={out_null}");
+        // SAFETY: `out_p` is NULL or a writable char*.
+        let st = unsafe { jobq_job_info(h, id, out_p) };
+        check("jobq_job_info", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_job_info: {} but *json_out was written", status_name(st));
+            return Ok(());
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_job_info: OK without a string");
+        assert!(!self.strings.iter().any(|s| !s.freed && s.p == out), "jobq_job_info: a live string handed out again");
+        // SAFETY: a NUL-terminated string the library just returned.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().expect("job_info JSON is not UTF-8").to_owned();
+        self.strings.push(SSlot { p: out, freed: false });
+        self.check_job_info(id, &text);
+        Ok(())
+    }
+
+    fn check_job_info(&self, id: u64, text: &str) {
+        let v: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("jobq_job_info: not JSON ({e}): {text}"));
+        let o = v.as_object().unwrap_or_else(|| panic!("jobq_job_info: not an object: {text}"));
+        const KEYS: [&str; 18] = [
+            "id",
+            "queue",
+            "state",
+            "priority",
+            "attempts",
+            "max_attempts",
+            "last_error",
+            "result",
+            "result_b64",
+            "result_len",
+            "unique_key",
+            "payload_len",
+            "created_at",
+            "updated_at",
+            "run_at",
+            "lease_until",
+            "finished_at",
+            "expires_at",
+        ];
+        for k in KEYS {
+            assert!(o.contains_key(k), "jobq_job_info: {k} missing: {text}");
+        }
+        assert_eq!(o.len(), KEYS.len(), "jobq_job_info: unknown keys: {text}");
+        assert_eq!(o["id"].as_u64(), Some(id), "jobq_job_info: id: {text}");
+        let state = o["state"].as_str().unwrap_or_default();
+        assert!(
+            ["ready", "scheduled", "reserved", "dead", "done"].contains(&state),
+            "jobq_job_info: state {state:?}: {text}"
+        );
+        let queue = o["queue"].as_str().unwrap_or_else(|| panic!("jobq_job_info: queue: {text}"));
+        if let Some((q, payload)) = self.stored.get(&id) {
+            assert_eq!(queue.as_bytes(), q.as_slice(), "jobq_job_info: queue of job {id}: {text}");
+            assert_eq!(o["payload_len"].as_u64(), Some(payload.len() as u64), "jobq_job_info: payload_len: {text}");
+        }
+        for k in ["created_at", "updated_at", "run_at", "priority", "attempts", "max_attempts", "payload_len"] {
+            assert!(o[k].as_i64().is_some(), "jobq_job_info: {k} is not an integer: {text}");
+        }
+        let done = state == "done";
+        if done {
+            assert!(
+                self.kept.contains_key(&id) || self.workers_ran || self.maybe_gone.contains(&id),
+                "jobq_job_info: job {id} is done, but was not acked through a keep_done_ms handle: {text}"
+            );
+            assert!(o["finished_at"].as_i64().is_some(), "jobq_job_info: done without finished_at: {text}");
+            assert_eq!(o["expires_at"], o["run_at"], "jobq_job_info: done: run_at is expires_at: {text}");
+        } else {
+            assert!(!self.gone.contains(&id), "jobq_job_info: job {id} acked or cancelled, but {state}: {text}");
+            assert!(o["result_b64"].is_null(), "jobq_job_info: a result before done: {text}");
+        }
+        let b64 = &o["result_b64"];
+        assert_eq!(b64.is_null(), o["result_len"].is_null(), "jobq_job_info: result_b64 vs result_len: {text}");
+        if b64.is_null() {
+            assert!(o["result"].is_null(), "jobq_job_info: result without result_b64: {text}");
+        }
+        if let (true, Some(Some(result))) = (done, self.kept.get(&id)) {
+            if !result.is_empty() || !b64.is_null() {
+                assert_eq!(b64.as_str(), Some(base64(result).as_str()), "jobq_job_info: result_b64 of job {id}");
+                assert_eq!(o["result_len"].as_u64(), Some(result.len() as u64), "jobq_job_info: result_len");
+                let want = std::str::from_utf8(result).ok();
+                assert_eq!(o["result"].as_str(), want, "jobq_job_info: result as text of job {id}");
+            }
+        }
+        if let (true, Some(None)) = (done, self.kept.get(&id)) {
+            assert!(b64.is_null(), "jobq_job_info: job {id} acked without a result has one: {text}");
+        }
+    }
+
+    fn op_reserve_many(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let max: usize = match u.int_in_range(0u8..=9)? {
+            0 => 0,
+            1 => RESERVE_MANY_MAX,
+            2 => RESERVE_MANY_MAX + 1,
+            3 => usize::MAX,
+            _ => u.int_in_range(1..=4)?,
+        };
+        let jobs_null = u.ratio(1, 10)?;
+        let n_null = u.ratio(1, 10)?;
+        let mut errors = self.queue_errors(kind, &name);
+        if jobs_null || n_null || max == 0 || max > RESERVE_MANY_MAX {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut allowed = expect(&errors, &[OK, TIMEOUT]);
+        allowed.extend(self.tolerated(kind));
+        // `max` slots; for a max past the limit (refused before anything is
+        // written, as the contract says) the largest array a caller could mean.
+        let mut out: Vec<*mut jobq_job> = vec![sentinel_ptr(); max.clamp(1, RESERVE_MANY_MAX)];
+        let mut n = SENTINEL as usize;
+        let out_p = if jobs_null { ptr::null_mut() } else { out.as_mut_ptr() };
+        let n_p: *mut usize = if n_null { ptr::null_mut() } else { &mut n };
+        log!(
+            "reserve_many {h:?} ({kind:?}) queue={:?} max={max} jobs_null={jobs_null} n_null={n_null}",
+            name.bytes().map(String::from_utf8_lossy)
+        );
+        // SAFETY: timeout 0 never blocks; `out_p` NULL or `max` slots (see above); `n_p` NULL or writable.
+        let st = unsafe { jobq_reserve_many(h, name.ptr(), max, 0, out_p, n_p) };
+        check("jobq_reserve_many", st, &allowed);
+        match st {
+            OK => {
+                assert!((1..=max).contains(&n), "jobq_reserve_many: OK with *out_n = {n} for max {max}");
+                assert!(out[n..].iter().all(|&p| p == sentinel_ptr()), "jobq_reserve_many: wrote past *out_n");
+                let Kind::Live(qi) = kind else { unreachable!() };
+                let qname = name.bytes().unwrap_or_default().to_vec();
+                let got: HashSet<usize> = out[..n].iter().map(|&p| p as usize).collect();
+                assert_eq!(got.len(), n, "jobq_reserve_many: one handle twice");
+                for &p in &out[..n] {
+                    self.record_delivery("jobq_reserve_many", p, qi, &qname);
+                }
+            }
+            TIMEOUT => {
+                assert_eq!(n, 0, "jobq_reserve_many: TIMEOUT with *out_n = {n}");
+                assert!(out.iter().all(|&p| p == sentinel_ptr()), "jobq_reserve_many: TIMEOUT but wrote jobs");
+            }
+            _ => {
+                assert_eq!(n, SENTINEL as usize, "jobq_reserve_many: {} but *out_n written", status_name(st));
+                assert!(out.iter().all(|&p| p == sentinel_ptr()), "jobq_reserve_many: error but wrote jobs");
+            }
+        }
+        Ok(())
+    }
+
+    fn op_ack_many(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let k = u.int_in_range(0usize..=4)?;
+        let picks: Vec<(*mut jobq_job, Kind)> = (0..k).map(|_| self.pick_job(u)).collect::<AResult<_>>()?;
+        let handles: Vec<*mut jobq_job> = picks.iter().map(|p| p.0).collect();
+        let (jobs_p, n): (*const *mut jobq_job, usize) = match u.int_in_range(0u8..=9)? {
+            0 => (ptr::null(), u.int_in_range(1..=3)?),
+            1 => (ptr::null(), usize::MAX),
+            2 => (ptr::null(), 0),
+            _ => (if handles.is_empty() { ptr::null() } else { handles.as_ptr() }, handles.len()),
+        };
+        let statuses_null = u.ratio(1, 3)?;
+        const UNSET: c_int = 0x5EE5_5EE5;
+        let mut statuses = vec![UNSET; k.max(1)];
+        let statuses_p = if statuses_null { ptr::null_mut() } else { statuses.as_mut_ptr() };
+        let real = !jobs_p.is_null() && n > 0;
+        // Expected: the first bad handle's error; else another handle's jobs:
+        // INVALID_ARG; else per job: STATE (finished, gone, twice) or OK/STATE.
+        let mut whole: Option<Vec<c_int>> = None;
+        let mut each: Vec<Vec<c_int>> = Vec::new();
+        if n == 0 {
+            whole = Some(vec![OK]);
+        } else if jobs_p.is_null() {
+            whole = Some(vec![E_INVALID_ARG]);
+        } else if let Some(e) = picks.iter().find_map(|p| p.1.error()) {
+            whole = Some(vec![e]);
+        } else {
+            let qs: BTreeSet<usize> = picks
+                .iter()
+                .map(|p| match p.1 {
+                    Kind::Live(i) => self.jobs[i].q,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let q0 = *qs.iter().next().expect("n > 0");
+            if qs.len() > 1 {
+                whole = Some(vec![E_INVALID_ARG]);
+            } else if !self.queues[q0].open {
+                whole = Some(vec![E_SHUTDOWN, E_STATE]);
+            } else {
+                let mut seen = HashSet::new();
+                for p in &picks {
+                    let Kind::Live(i) = p.1 else { unreachable!() };
+                    let first = seen.insert(i);
+                    each.push(if !first { vec![E_STATE] } else { self.delivery_state(p.1) });
+                }
+            }
+        }
+        let mut allowed = match &whole {
+            Some(w) => w.clone(),
+            None if each.iter().any(|e| e == &vec![E_STATE]) => vec![E_STATE],
+            None => vec![OK, E_STATE],
+        };
+        if let Some(Kind::Live(i)) = picks.first().map(|p| p.1) {
+            if real {
+                allowed.extend(self.tolerated(Kind::Live(self.jobs[i].q)));
+            }
+        }
+        log!("ack_many n={n} jobs_null={} kinds={:?} statuses_null={statuses_null}", jobs_p.is_null(), picks.iter().map(|p| p.1).collect::<Vec<_>>());
+        // SAFETY: `jobs_p` is NULL or `n` readable handles; `statuses_p` NULL or k >= n slots when real.
+        let st = unsafe { jobq_ack_many(jobs_p, n, if real { statuses_p } else { ptr::null_mut() }) };
+        check("jobq_ack_many", st, &allowed);
+        let per_job = whole.is_none() && (st == OK || st == E_STATE);
+        if statuses_null || !per_job {
+            assert!(statuses.iter().all(|&s| s == UNSET), "jobq_ack_many: {} but out_statuses written", status_name(st));
+        } else {
+            for (x, e) in each.iter().enumerate() {
+                assert!(e.contains(&statuses[x]), "jobq_ack_many: jobs[{x}] status {} not in {:?}", statuses[x], names(e));
+            }
+            let all_ok = statuses[..n].iter().all(|&s| s == OK);
+            assert_eq!(all_ok, st == OK, "jobq_ack_many: {} with statuses {:?}", status_name(st), &statuses[..n]);
+        }
+        if per_job {
+            for (x, p) in picks.iter().enumerate() {
+                let Kind::Live(i) = p.1 else { unreachable!() };
+                self.jobs[i].finished = true;
+                let acked = if statuses_null { st == OK } else { statuses[x] == OK };
+                if acked {
+                    let id = self.jobs[i].id;
+                    self.acked(i, id, None);
+                } else if st == E_STATE && statuses_null && each[x].contains(&OK) {
+                    // Whether this one was acked is unknown.
+                    self.maybe_gone.insert(self.jobs[i].id);
+                }
+            }
+        }
+        for i in 0..self.jobs.len() {
+            if !self.jobs[i].freed {
+                self.check_accessors(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn op_ack_reserve(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        let name = self.gen_name(u)?;
+        let out_null = u.ratio(1, 10)?;
+        let mut allowed = match kind {
+            Kind::Live(i) if out_null || !name.is_queue_name() => {
+                // A closed handle's check may come before the name's.
+                if self.queues[self.jobs[i].q].open {
+                    vec![E_INVALID_ARG]
+                } else {
+                    vec![E_INVALID_ARG, E_SHUTDOWN]
+                }
+            }
+            Kind::Live(_) => {
+                let s = self.delivery_state(kind);
+                if s.contains(&OK) {
+                    vec![OK, TIMEOUT, E_STATE]
+                } else {
+                    s
+                }
+            }
+            k => vec![k.error().unwrap_or(OK)],
+        };
+        if let Kind::Live(i) = kind {
+            allowed.extend(self.tolerated(Kind::Live(self.jobs[i].q)));
+        }
+        let mut out: *mut jobq_job = sentinel_ptr();
+        let out_p: *mut *mut jobq_job = if out_null { ptr::null_mut() } else { &mut out };
+        log!("ack_reserve {h:?} ({kind:?}) queue={:?} out_null={out_null}", name.bytes().map(String::from_utf8_lossy));
+        // SAFETY: any handle value; timeout 0 never blocks; `out_p` NULL or writable.
+        let st = unsafe { jobq_ack_reserve(h, name.ptr(), 0, out_p) };
+        check("jobq_ack_reserve", st, &allowed);
+        let Kind::Live(i) = kind else {
+            assert!(out == sentinel_ptr(), "jobq_ack_reserve: error but *out_next written");
+            return Ok(());
+        };
+        match st {
+            OK | TIMEOUT => {
+                self.jobs[i].finished = true;
+                let id = self.jobs[i].id;
+                self.acked(i, id, None);
+                if st == OK {
+                    let qi = self.jobs[i].q;
+                    self.record_delivery("jobq_ack_reserve", out, qi, name.bytes().unwrap_or_default());
+                } else {
+                    assert!(out.is_null(), "jobq_ack_reserve: TIMEOUT but *out_next is not NULL");
+                }
+            }
+            _ => {
+                if st == E_STATE {
+                    self.jobs[i].finished = true;
+                }
+                assert!(out == sentinel_ptr(), "jobq_ack_reserve: {} but *out_next written", status_name(st));
+            }
+        }
+        self.check_accessors(i);
+        Ok(())
+    }
+
+    fn op_watch(&mut self, u: &mut Unstructured) -> AResult<()> {
+        match u.int_in_range(0u8..=3)? {
+            0 => {
+                let (h, kind) = self.pick_queue(u)?;
+                let name = self.gen_name(u)?;
+                let out_null = u.ratio(1, 10)?;
+                let mut errors = self.queue_errors(kind, &name);
+                if out_null {
+                    errors.push(E_INVALID_ARG);
+                }
+                let mut allowed = expect(&errors, &[OK]);
+                allowed.extend(self.tolerated(kind));
+                if allowed.contains(&OK) && self.watches.iter().filter(|w| w.open).count() >= MAX_WATCHES {
+                    return Ok(());
+                }
+                let mut out: *mut jobq_watch = sentinel_ptr();
+                let out_p: *mut *mut jobq_watch = if out_null { ptr::null_mut() } else { &mut out };
+                log!("watch_open {h:?} ({kind:?}) queue={:?} out_null={out_null}", name.bytes().map(String::from_utf8_lossy));
+                // SAFETY: NULL or a NUL-terminated string; `out_p` NULL or writable.
+                let st = unsafe { jobq_watch_open(h, name.ptr(), out_p) };
+                check("jobq_watch_open", st, &allowed);
+                if st != OK {
+                    assert!(out == sentinel_ptr(), "jobq_watch_open: {} but *out written", status_name(st));
+                    return Ok(());
+                }
+                assert!(out != sentinel_ptr() && !out.is_null(), "jobq_watch_open: OK without a handle");
+                let Kind::Live(qi) = kind else { unreachable!() };
+                // SAFETY: a handle just returned.
+                assert!(unsafe { jobq_watch_fd(out) } >= 0, "jobq_watch_fd of a new watch");
+                self.watches.push(VSlot { h: out, q: qi, open: true });
+            }
+            1 => {
+                let (h, kind) = self.pick_watch(u)?;
+                // SAFETY: any handle value is allowed.
+                let fd = unsafe { jobq_watch_fd(h) };
+                log!("watch_fd {h:?} ({kind:?}) -> {fd}");
+                match kind {
+                    Kind::Live(_) => assert!(fd >= 0, "jobq_watch_fd: {fd} for a live watch"),
+                    _ => assert_eq!(fd, -1, "jobq_watch_fd: {fd} for a dead/NULL handle"),
+                }
+            }
+            2 => {
+                let (h, kind) = self.pick_watch(u)?;
+                let out_null = u.ratio(1, 4)?;
+                let mut allowed = vec![kind.error().unwrap_or(OK)];
+                if let Kind::Live(i) = kind {
+                    allowed.extend(self.tolerated(Kind::Live(self.watches[i].q)));
+                }
+                let mut due: i64 = SENTINEL as i64;
+                let due_p: *mut i64 = if out_null { ptr::null_mut() } else { &mut due };
+                log!("watch_consume {h:?} ({kind:?}) out_null={out_null}");
+                // SAFETY: any handle value; `due_p` NULL or writable.
+                let st = unsafe { jobq_watch_consume(h, due_p) };
+                check("jobq_watch_consume", st, &allowed);
+                if st == OK && !out_null {
+                    assert!(due >= -1 && due != SENTINEL as i64, "jobq_watch_consume: next_due_ms {due}");
+                } else {
+                    assert_eq!(due, SENTINEL as i64, "jobq_watch_consume: {} but wrote *out", status_name(st));
+                }
+            }
+            _ => {
+                let (h, kind) = self.pick_watch(u)?;
+                // NULL is a documented no-op here.
+                let allowed = if kind == Kind::Null { vec![OK] } else { vec![kind.error().unwrap_or(OK)] };
+                log!("watch_close {h:?} ({kind:?})");
+                // SAFETY: any handle value is allowed.
+                let st = unsafe { jobq_watch_close(h) };
+                check("jobq_watch_close", st, &allowed);
+                if let (OK, Kind::Live(i)) = (st, kind) {
+                    self.watches[i].open = false;
+                    // SAFETY: a closed handle: -1, no dereference.
+                    assert_eq!(unsafe { jobq_watch_fd(h) }, -1, "jobq_watch_fd of a closed watch");
+                }
+            }
+        }
+        Ok(())
     }
 }
 

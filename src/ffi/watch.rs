@@ -92,10 +92,12 @@ pub extern "C" fn jobq_watch_consume(w: *mut jobq_watch, out_next_due_ms: *mut i
 /// first). NULL is a no-op; JOBQ_E_HANDLE for a handle already closed.
 #[no_mangle]
 pub extern "C" fn jobq_watch_close(w: *mut jobq_watch) -> jobq_status {
-    if w.is_null() {
-        return JOBQ_OK;
-    }
     boundary(|| {
+        // Inside the boundary, so that a NULL no-op clears jobq_last_error
+        // like every other successful call.
+        if w.is_null() {
+            return Ok(JOBQ_OK);
+        }
         let entry = WATCHES.remove(w)?;
         let watch = entry.watch.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(watch) = watch {
