@@ -225,7 +225,7 @@ def test_stats_pause_resume(store: str) -> None:
         q.put("p", b"x")
         q.pause("p")
         s = q.stats()
-        assert s["queues"]["p"] == {"ready": 1, "scheduled": 0, "reserved": 0, "dead": 0, "paused": True}
+        assert s["queues"]["p"] == {"ready": 1, "scheduled": 0, "reserved": 0, "dead": 0, "done": 0, "paused": True}
         assert q.reserve("p", timeout=0.1) is None
         q.resume("p")
         assert q.stats()["queues"]["p"]["paused"] is False

@@ -481,7 +481,7 @@ class Queue:
     def stats(self) -> Dict[str, Any]:
         """Counts per queue, parsed from ``jobq_stats_json``:
         ``{"queues": {name: {"ready": n, "scheduled": n, "reserved": n,
-        "dead": n, "paused": bool}}}``."""
+        "dead": n, "done": n, "paused": bool}}}`` (plus "limits"/"rate_used" on limited queues and a top-level "schedules" list while there are any)."""
         out = ffi.new("char **")
         check(lib.jobq_stats_json(self._handle(), out))
         try:
