@@ -17,6 +17,11 @@
 # with CARGO_PROFILE_RELEASE_DEBUG=2 when it builds; a NEW_SO without types
 # is still compared by its symbols, and the script says so.
 #
+# JOBQ_ABI_BASE_PROFILE=dev builds the 0.1.0 library with cargo's dev
+# profile instead of release (full DWARF, no optimisation: about a third of
+# the build time; the C ABI does not depend on the optimisation level).
+# .ci/run uses it, comparing with the test build's target/debug/libjobq.so.
+#
 # Needs abidiff (Debian: abigail-tools; scripts/install-deps.sh installs it).
 # Exit status: 0 compatible (additions allowed), 1 incompatible or an error.
 set -euo pipefail
@@ -39,19 +44,25 @@ elif ! git cat-file -e "$BASE_COMMIT^{commit}" 2>/dev/null; then
     exit 1
 fi
 
-cache=target/abi/base-$base_rev
+profile=${JOBQ_ABI_BASE_PROFILE:-release}
+case $profile in
+    release) profile_flag=--release; profile_dir=release ;;
+    dev) profile_flag=; profile_dir=debug ;;
+    *) echo "abi-check: JOBQ_ABI_BASE_PROFILE must be release or dev, not $profile" >&2; exit 1 ;;
+esac
+cache=target/abi/base-$base_rev-$profile_dir
 if [ ! -f "$cache/libjobq.so" ] || [ ! -f "$cache/include/jobq.h" ]; then
-    echo "abi-check: building the $BASE_TAG library ($base_rev) once; cached in $cache"
+    echo "abi-check: building the $BASE_TAG library ($base_rev, $profile profile) once; cached in $cache"
     work=$(mktemp -d "${TMPDIR:-/tmp}/jobq-abi-base.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/src"
     git archive "$base_rev" | tar -x -C "$work/src"
     started=$(date +%s)
     (cd "$work/src" && CARGO_TARGET_DIR="$work/target" CARGO_PROFILE_RELEASE_DEBUG=2 \
-        cargo build --release --lib --locked --quiet)
+        cargo build $profile_flag --lib --locked --quiet)
     echo "abi-check: built $BASE_TAG in $(($(date +%s) - started)) s"
     rm -rf "$cache" && mkdir -p "$cache/include"
-    cp "$work/target/release/libjobq.so" "$cache/libjobq.so"
+    cp "$work/target/$profile_dir/libjobq.so" "$cache/libjobq.so"
     cp "$work/src/include/jobq.h" "$cache/include/jobq.h"
 fi
 
