@@ -20,7 +20,7 @@
 # JOBQ_ABI_BASE_PROFILE=dev builds the 0.1.0 library with cargo's dev
 # profile instead of release (full DWARF, no optimisation: about a third of
 # the build time; the C ABI does not depend on the optimisation level).
-# .ci/run uses it, comparing with the test build's target/debug/libjobq.so.
+# .ci/run uses it, comparing with the test build's target/debug/deps/libjobq.so.
 #
 # Needs abidiff (Debian: abigail-tools; scripts/install-deps.sh installs it).
 # Exit status: 0 compatible (additions allowed), 1 incompatible or an error.
