@@ -1,4 +1,6 @@
-"""Limits, schedules and results through the Pythonic layer, on both backends."""
+"""Limits, schedules, results and the beanstalkd-style calls (reserve_any,
+release/bury with a priority, kick_job, peek) through the Pythonic layer, on
+both backends."""
 
 from __future__ import annotations
 
@@ -67,3 +69,34 @@ def test_ack_result_too_big_keeps_the_job(store: str) -> None:
         assert not job.finished
         job.ack()
         time.sleep(0)
+
+
+def test_reserve_any_priorities_kick_job_and_peek(store: str) -> None:
+    with jobq.Queue(store, FAST) as q:
+        a = q.put("ba", b"a", priority=5)
+        b = q.put("bb", b"b")
+        job = q.reserve_any(["ba", "bb"])
+        assert job is not None and (job.id, job.queue) == (b, "bb")
+        job.release(priority=9)
+        assert q.peek("bb") == b
+        job = q.reserve_any(("bb", "ba"))
+        assert job is not None and job.id == a
+        job.bury("later", priority=-1)
+        assert q.peek("ba", "dead") == a and q.peek("ba", "ready") is None
+        q.kick_job(a)
+        with pytest.raises(jobq.StateError):
+            q.kick_job(a)
+        with pytest.raises(jobq.NotFound):
+            q.kick_job(a + 1000)
+        job = q.reserve_any(["bb", "ba"], timeout=1)
+        assert job is not None and (job.id, job.attempt) == (a, 1)
+        job.ack()
+        later = q.put("bb", b"later", delay_ms=60000)
+        assert q.peek("bb", "scheduled") == later
+        assert q.reserve_any(["ba"], timeout=0.05) is None
+        with pytest.raises(jobq.InvalidArgument):
+            q.reserve_any([])
+        with pytest.raises(jobq.InvalidArgument):
+            q.reserve_any(["x"] * (jobq.RESERVE_ANY_MAX + 1))
+        with pytest.raises(jobq.InvalidArgument):
+            q.peek("bb", "reserved")

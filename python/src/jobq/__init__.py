@@ -36,6 +36,7 @@ from ._jobq_cffi import ffi, lib
 from ._queue import (
     BURY,
     DONE,
+    RESERVE_ANY_MAX,
     RESERVE_MANY_MAX,
     RETRY,
     Handler,
@@ -55,6 +56,7 @@ __version__: str = library_version()
 __all__ = [
     "BURY",
     "DONE",
+    "RESERVE_ANY_MAX",
     "RESERVE_MANY_MAX",
     "RETRY",
     "Busy",

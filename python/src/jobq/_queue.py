@@ -36,6 +36,7 @@ RETRY: int = lib.JOBQ_RETRY
 BURY: int = lib.JOBQ_BURY
 
 RESERVE_MANY_MAX: int = lib.JOBQ_RESERVE_MANY_MAX
+RESERVE_ANY_MAX: int = lib.JOBQ_RESERVE_ANY_MAX
 
 
 def _cstr(s: Union[str, bytes], what: str) -> bytes:
@@ -147,14 +148,24 @@ class Job:
         r = ffi.NULL if reason is None else _cstr(reason, "reason")
         self._finish(lib.jobq_fail(self._handle(), r))
 
-    def bury(self, reason: Optional[str] = None) -> None:
-        """Dead now (``Queue.kick`` revives it); ``reason`` is kept as its last error."""
+    def bury(self, reason: Optional[str] = None, priority: Optional[int] = None) -> None:
+        """Dead now (``Queue.kick`` / ``Queue.kick_job`` revive it); ``reason`` is
+        kept as its last error. With ``priority``, the job's priority becomes
+        it, stored with the bury (``jobq_bury_priority``)."""
         r = ffi.NULL if reason is None else _cstr(reason, "reason")
-        self._finish(lib.jobq_bury(self._handle(), r))
+        if priority is None:
+            self._finish(lib.jobq_bury(self._handle(), r))
+        else:
+            self._finish(lib.jobq_bury_priority(self._handle(), r, priority))
 
-    def release(self, delay_ms: int = 0) -> None:
-        """Gives the job back unfinished, ready again after ``delay_ms``; not a failure."""
-        self._finish(lib.jobq_release(self._handle(), delay_ms))
+    def release(self, delay_ms: int = 0, priority: Optional[int] = None) -> None:
+        """Gives the job back unfinished, ready again after ``delay_ms``; not a
+        failure. With ``priority``, the job's priority becomes it, stored with
+        the release (``jobq_release_priority``)."""
+        if priority is None:
+            self._finish(lib.jobq_release(self._handle(), delay_ms))
+        else:
+            self._finish(lib.jobq_release_priority(self._handle(), delay_ms, priority))
 
     def touch(self, lease_ms: int = 0) -> None:
         """Extends the lease to now + ``lease_ms`` (0 = the job's lease_ms)."""
@@ -396,6 +407,23 @@ class Queue:
             if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
                 return []
 
+    def reserve_any(self, queues: Iterable[str], timeout: Optional[float] = 0) -> Optional[Job]:
+        """The ready job with the smallest (priority, id) among ``queues`` (1 to
+        RESERVE_ANY_MAX names; a paused queue, or one its limits hold back, is
+        passed over), leased for its lease_ms; ``job.queue`` says which. None
+        if none came within ``timeout`` seconds (``jobq_reserve_any``)."""
+        names = [ffi.new("char[]", _cstr(q, "queue")) for q in queues]
+        arr = ffi.new("const char *[]", names) if names else ffi.NULL
+        deadline = _deadline(timeout)
+        out = ffi.new("jobq_job **")
+        while True:
+            ms = 0 if timeout == 0 else _slice_ms(deadline)
+            status = check(lib.jobq_reserve_any(self._handle(), arr, len(names), ms, out))
+            if status == lib.JOBQ_OK:
+                return Job(out[0], self)
+            if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return None
+
     def jobs(self, queue: str, timeout: Optional[float] = None) -> Iterator[Job]:
         """Yields jobs of ``queue`` as they come; ends when none came within
         ``timeout`` seconds (None = never ends). Finish each one, e.g. with
@@ -413,6 +441,25 @@ class Queue:
         returns how many."""
         out = ffi.new("uint64_t *")
         check(lib.jobq_kick(self._handle(), _cstr(queue, "queue"), max, out))
+        return int(out[0])
+
+    def kick_job(self, id: int) -> None:
+        """Job ``id`` (of any queue) -> ready now, if it is dead (attempts reset)
+        or scheduled (a delay or retry backoff; attempts kept).
+        :class:`NotFound`: no such job; :class:`StateError`: it is ready,
+        reserved or done, or dead while a live job holds its unique key."""
+        check(lib.jobq_kick_job(self._handle(), id))
+
+    def peek(self, queue: str, state: str = "ready") -> Optional[int]:
+        """The id of the next job of ``queue`` in ``state``, leasing nothing:
+        "ready" (what reserve would deliver now, even while paused),
+        "scheduled" (due soonest) or "dead" (died first); None if there is
+        none. Another state is :class:`InvalidArgument` (``jobq_peek``)."""
+        out = ffi.new("uint64_t *")
+        status = lib.jobq_peek(self._handle(), _cstr(queue, "queue"), _cstr(state, "state"), out)
+        if status == lib.JOBQ_E_NOT_FOUND:
+            return None
+        check(status)
         return int(out[0])
 
     def cancel(self, id: int) -> None:
