@@ -123,6 +123,56 @@ class P:
     def watch_consume(s): s.byte(29); s.byte(2); s.byte(0); s.byte(1)
     def watch_close(s): s.byte(29); s.byte(3); s.byte(0)
 
+    # ---- the several-queues calls (opcodes 30..=34)
+    NAME_RAW = {'a': 0, 'b': 7, 'NULL': 12, '': 13, 'bad-utf8': 14}
+    def name_any(s, n):        # World::gen_name with gen_name's other choices
+        if s.put_queues: s.byte(1)
+        s.byte(s.NAME_RAW[n])
+    def job_newest(s, n_jobs): # pick_job 6..=10: the newest handle, finished or not
+        s.byte(6); s.byte(0)
+        if n_jobs > 1: s.byte(0)
+    def priority(s, p):        # gen_priority
+        fixed = {0: 0, -5: 1, 7: 2, -2**31: 3, 2**31 - 1: 4}
+        if p in fixed: s.byte(fixed[p])
+        else: s.byte(5); s.b += (p & 0xffffffff).to_bytes(4, 'little')
+    def reserve_any(s, names, delivers=True):  # the names as made
+        s.byte(30); s.q(); s.byte(len(names))
+        for n in names: s.name_any(n)
+        s.byte(6); s.byte(1)
+        if delivers: s.live_jobs += 1
+    def reserve_any_null(s, n):          # queues NULL, n in 1..=3
+        s.byte(30); s.q(); s.byte(0); s.byte(0); s.byte(n - 1); s.byte(1)
+    def reserve_any_n0(s):               # a real array, n = 0
+        s.byte(30); s.q(); s.byte(0); s.byte(3); s.byte(1)
+    def reserve_any_max(s, extra, fill, delivers=False):  # 64 (+extra) names: fill 0 a/b, 1 q<i>, 2 long
+        s.byte(30); s.q(); s.byte(0); s.byte(4); s.byte(extra); s.byte(fill); s.byte(1)
+        if delivers: s.live_jobs += 1
+    def release_priority(s, p, ms=0, live_index=None):  # a live unfinished job
+        s.byte(31); s.byte(0); s.idx(s.live_jobs, s.live_jobs - 1 if live_index is None else live_index)
+        if ms: s.byte(5); s.byte(ms - 1)
+        else: s.byte(0)
+        s.priority(p); s.live_jobs -= 1
+    def release_priority_stale(s, n_jobs, p):  # the newest handle, already finished
+        s.byte(31); s.job_newest(n_jobs); s.byte(0); s.priority(p)
+    def bury_priority(s, p, live_index=None):
+        s.byte(32); s.byte(0); s.idx(s.live_jobs, s.live_jobs - 1 if live_index is None else live_index)
+        s.byte(2); s.priority(p); s.live_jobs -= 1
+    def bury_priority_stale(s, n_jobs, p, bad_reason=False):
+        s.byte(32); s.job_newest(n_jobs); s.byte(3 if bad_reason else 2); s.priority(p)
+    def kick_job(s, n_ids, i):           # the i-th of the n_ids ids put, in order
+        s.byte(33); s.q(); s.byte(4); s.idx(n_ids, i)
+    def kick_job_id(s, which):           # 0: id 0, 1: u64::MAX, 2: largest id + 1
+        s.byte(33); s.q(); s.byte(which)
+    def kick_job_stale_handle(s):        # a closed handle: JOBQ_E_HANDLE
+        s.byte(33); s.byte(8); s.byte(4); s.byte(0)
+    PEEK = {'ready': (0, 0), 'scheduled': (0, 1), 'dead': (0, 2), 'reserved': (6, 0), 'done': (6, 1),
+            '': (6, 2), 'READY': (6, 3), 'ready\xff': (6, 6)}
+    def peek(s, n, state, out_null=False):
+        s.byte(34); s.q(); s.name_any(n)
+        if state is None: s.byte(8)
+        else: c, i = s.PEEK[state]; s.byte(c); s.byte(i)
+        s.byte(0 if out_null else 1)
+
 def save(name, p):
     open(os.path.join(out, 'seed-hand-' + name), 'wb').write(bytes(p.b))
 
@@ -182,3 +232,29 @@ p = P(); p.open_(); p.watch_open('a'); p.put('a', b'w'); p.watch_fd(); p.watch_c
 p.byte(2); p.q()   # close while the watch is open: JOBQ_E_BUSY
 p.watch_close(); p.close()
 save('watch', p)
+
+p = P(); p.open_(); p.put('a', b'A1'); p.put('b', b'B1'); p.put('b', b'B2')
+p.reserve_any(['a', 'b'])            # A1: the smallest (priority, id) of both
+p.reserve_any_n0(); p.reserve_any_null(2); p.reserve_any(['a', 'NULL'], False); p.reserve_any(['bad-utf8', 'b'], False)
+p.reserve_any(['b', ''], False); p.reserve_any_max(1, 1)   # 65 names: JOBQ_E_INVALID_ARG
+p.reserve_any_max(0, 0, delivers=True)                       # 64 names, a and b: B1
+p.pause('b'); p.reserve_any(['b'], False); p.reserve_any(['a', 'b', 'b'], False)  # paused, empty: TIMEOUT
+p.pause('b', resume=True); p.reserve_any(['b', 'a'])         # B2
+p.reserve_any_max(0, 2, delivers=False); p.stats(); p.ack_many([0, 1, 2]); p.stats()
+save('reserve-any', p)
+
+p = P(); p.open_()
+for i in range(3): p.put('a', b'p%d' % i)   # ids 1..3, priority 0
+p.reserve('a'); p.release_priority(7)        # job 1: ready again, priority 7
+p.release_priority_stale(1, -5)              # the same delivery again: JOBQ_E_STATE, priority kept
+p.peek('a', 'ready'); p.reserve('a')         # job 2 (0 < 7)
+p.bury_priority(-5); p.bury_priority_stale(2, 3, bad_reason=True)
+p.peek('a', 'dead'); p.kick_job(3, 1)        # job 2: dead -> ready, priority -5
+p.peek('a', 'ready'); p.kick_job(3, 1)       # ready: JOBQ_E_STATE
+p.reserve('a'); p.release_priority(-2**31, ms=20)   # scheduled, the smallest priority
+p.peek('a', 'scheduled'); p.kick_job(3, 1)   # scheduled -> ready now
+p.peek('a', 'reserved'); p.peek('a', None); p.peek('a', 'ready\xff'); p.peek('b', 'dead'); p.peek('a', 'ready', out_null=True)
+p.reserve('a'); p.finish(0); p.kick_job(3, 1)   # acked: JOBQ_E_NOT_FOUND
+p.kick_job_id(0); p.kick_job_id(1); p.kick_job_id(2); p.job_info(3, 0); p.job_info(3, 1); p.stats()
+p.close(); p.open += 1; p.kick_job_stale_handle()
+save('priorities', p)

@@ -188,6 +188,17 @@ mod c {
         pub fn jobq_watch_fd(w: *const jobq_watch) -> c_int;
         pub fn jobq_watch_consume(w: *mut jobq_watch, out_next_due_ms: *mut i64) -> jobq_status;
         pub fn jobq_watch_close(w: *mut jobq_watch) -> jobq_status;
+        pub fn jobq_reserve_any(
+            q: *mut jobq,
+            queues: *const *const c_char,
+            n: usize,
+            timeout_ms: i64,
+            out: *mut *mut jobq_job,
+        ) -> jobq_status;
+        pub fn jobq_release_priority(job: *mut jobq_job, delay_ms: u64, priority: i32) -> jobq_status;
+        pub fn jobq_bury_priority(job: *mut jobq_job, reason: *const c_char, priority: i32) -> jobq_status;
+        pub fn jobq_kick_job(q: *mut jobq, id: u64) -> jobq_status;
+        pub fn jobq_peek(q: *mut jobq, queue: *const c_char, state: *const c_char, out_id: *mut u64) -> jobq_status;
     }
 }
 
@@ -236,6 +247,7 @@ const MAX_WATCHES: usize = 2;
 /// Limits of the newer calls (include/jobq.h, src/limits.rs, src/schedule.rs).
 const RESULT_MAX: usize = 65536;
 const RESERVE_MANY_MAX: usize = 1000;
+const RESERVE_ANY_MAX: usize = 64;
 const SCHEDULE_NAME_MAX: usize = 1024;
 const SCHEDULE_SPEC_MAX: usize = 256;
 const MAX_LIMIT: u64 = 1_000_000_000_000;
@@ -459,6 +471,10 @@ struct PutOpts {
 impl PutOpts {
     fn ptr(&self) -> *const jobq_put_opts {
         self.buf.as_ref().map_or(ptr::null(), |b| &b.o as *const jobq_put_opts)
+    }
+    /// The priority the jobs it puts get (NULL options: 0).
+    fn priority(&self) -> i32 {
+        self.buf.as_ref().map_or(0, |b| b.o.priority)
     }
 }
 
@@ -703,6 +719,11 @@ struct World {
     /// Jobs of a jobq_ack_many that answered JOBQ_E_STATE without statuses:
     /// each was acked or was not.
     maybe_gone: HashSet<u64>,
+    /// The priority of each job whose id and priority are known: set by a
+    /// put, changed only by jobq_release_priority / jobq_bury_priority
+    /// returning JOBQ_OK (a kick, a plain release/bury, a fail, a worker's
+    /// outcome and a DUPLICATE put keep it). jobq_job_info must show it.
+    priority: HashMap<u64, i32>,
 }
 
 struct Env {
@@ -772,6 +793,7 @@ impl World {
             limits: BTreeMap::new(),
             admin_uncertain: false,
             maybe_gone: HashSet::new(),
+            priority: HashMap::new(),
         }
     }
 
@@ -884,8 +906,9 @@ impl World {
 
     fn step(&mut self, u: &mut Unstructured) -> AResult<()> {
         // Opcodes 0..=19 keep their meaning of the older seeds (a byte < 20
-        // decodes the same in 0..=29); the newer calls are 20..=29.
-        match u.int_in_range(0u8..=29)? {
+        // decodes the same in 0..=34); the newer calls are 20..=34 (20..=29
+        // as before; 30..=34 the several-queues calls).
+        match u.int_in_range(0u8..=34)? {
             0 | 1 => self.op_open(u),
             2 => self.op_close(u),
             3..=5 => self.op_put(u),
@@ -910,6 +933,11 @@ impl World {
             27 => self.op_ack_many(u),
             28 => self.op_ack_reserve(u),
             29 => self.op_watch(u),
+            30 => self.op_reserve_any(u),
+            31 => self.op_release_priority(u),
+            32 => self.op_bury_priority(u),
+            33 => self.op_kick_job(u),
+            34 => self.op_peek(u),
             _ => {
                 // Let short leases expire now and then.
                 let ms = u.int_in_range(0..=3)?;
@@ -1144,6 +1172,7 @@ impl World {
             OK => {
                 assert!(out != SENTINEL, "jobq_put: OK without writing *out_id");
                 self.record_stored("jobq_put", out, &qname, payload.bytes());
+                self.priority.insert(out, opts.priority());
             }
             DUPLICATE => {
                 assert!(out != SENTINEL, "jobq_put: DUPLICATE without writing *out_id");
@@ -1232,6 +1261,7 @@ impl World {
         } else {
             for (i, p) in payloads.iter().take(written).enumerate() {
                 self.record_stored("jobq_put_batch", out[i], &qname, p.bytes());
+                self.priority.insert(out[i], opts.priority());
             }
         }
         Ok(())
@@ -1636,7 +1666,8 @@ impl World {
                 );
             }
             let paused = counts.get("paused").and_then(|p| p.as_bool());
-            let paused = paused.unwrap_or_else(|| panic!("jobq_stats_json: {name}.paused missing or not a bool: {text}"));
+            let paused =
+                paused.unwrap_or_else(|| panic!("jobq_stats_json: {name}.paused missing or not a bool: {text}"));
             let limits = match counts.get("limits") {
                 None => (None, None),
                 Some(l) => {
@@ -1685,7 +1716,9 @@ impl World {
         }
         let schedules = match top.get("schedules") {
             None => Vec::new(),
-            Some(s) => s.as_array().unwrap_or_else(|| panic!("jobq_stats_json: schedules not an array: {text}")).clone(),
+            Some(s) => {
+                s.as_array().unwrap_or_else(|| panic!("jobq_stats_json: schedules not an array: {text}")).clone()
+            }
         };
         let mut names = Vec::new();
         for s in &schedules {
@@ -2324,7 +2357,13 @@ impl World {
         let call = if pause { "jobq_pause" } else { "jobq_resume" };
         log!("{call} {h:?} ({kind:?}) queue={:?}", name.bytes().map(String::from_utf8_lossy));
         // SAFETY: NULL or a NUL-terminated string.
-        let st = unsafe { if pause { jobq_pause(h, name.ptr()) } else { jobq_resume(h, name.ptr()) } };
+        let st = unsafe {
+            if pause {
+                jobq_pause(h, name.ptr())
+            } else {
+                jobq_resume(h, name.ptr())
+            }
+        };
         check(call, st, &allowed);
         let qname = name.bytes().unwrap_or_default().to_vec();
         match st {
@@ -2375,7 +2414,11 @@ impl World {
         log!(
             "schedule {h:?} ({kind:?}) queue={:?} name={:?} spec={:?} len={} opts={} key={}",
             queue.bytes().map(String::from_utf8_lossy),
-            name.bytes().map(|b| if b.len() > 16 { format!("<{} bytes>", b.len()) } else { String::from_utf8_lossy(b).into() }),
+            name.bytes().map(|b| if b.len() > 16 {
+                format!("<{} bytes>", b.len())
+            } else {
+                String::from_utf8_lossy(b).into()
+            }),
             spec.bytes().map(String::from_utf8_lossy),
             payload.len,
             !opts.ptr().is_null(),
@@ -2463,22 +2506,7 @@ impl World {
         if out_null {
             errors.push(E_INVALID_ARG);
         }
-        let maybe_other = (!self.anonymous.is_empty() || !self.sched_payloads.is_empty()) && id != 0;
-        let success: &[c_int] = if self.kept.contains_key(&id) || self.maybe_gone.contains(&id) {
-            &[OK, E_NOT_FOUND]
-        } else if self.gone.contains(&id) {
-            &[E_NOT_FOUND]
-        } else if self.stored.contains_key(&id) {
-            if self.workers_ran {
-                &[OK, E_NOT_FOUND]
-            } else {
-                &[OK]
-            }
-        } else if maybe_other {
-            &[OK, E_NOT_FOUND]
-        } else {
-            &[E_NOT_FOUND]
-        };
+        let success = self.info_outcomes(id);
         let mut allowed = expect(&errors, success);
         allowed.extend(self.tolerated(kind));
         let mut out: *mut c_char = sentinel_ptr();
@@ -2498,6 +2526,26 @@ impl World {
         self.strings.push(SSlot { p: out, freed: false });
         self.check_job_info(id, &text);
         Ok(())
+    }
+
+    /// What jobq_job_info(id) may give on a live handle with a non-NULL out.
+    fn info_outcomes(&self, id: u64) -> &'static [c_int] {
+        let maybe_other = (!self.anonymous.is_empty() || !self.sched_payloads.is_empty()) && id != 0;
+        if self.kept.contains_key(&id) || self.maybe_gone.contains(&id) {
+            &[OK, E_NOT_FOUND]
+        } else if self.gone.contains(&id) {
+            &[E_NOT_FOUND]
+        } else if self.stored.contains_key(&id) {
+            if self.workers_ran {
+                &[OK, E_NOT_FOUND]
+            } else {
+                &[OK]
+            }
+        } else if maybe_other {
+            &[OK, E_NOT_FOUND]
+        } else {
+            &[E_NOT_FOUND]
+        }
     }
 
     fn check_job_info(&self, id: u64, text: &str) {
@@ -2541,6 +2589,13 @@ impl World {
         }
         for k in ["created_at", "updated_at", "run_at", "priority", "attempts", "max_attempts", "payload_len"] {
             assert!(o[k].as_i64().is_some(), "jobq_job_info: {k} is not an integer: {text}");
+        }
+        if let Some(&p) = self.priority.get(&id) {
+            assert_eq!(
+                o["priority"].as_i64(),
+                Some(p as i64),
+                "jobq_job_info: priority of job {id} (put with it, or set by jobq_release_priority/jobq_bury_priority): {text}"
+            );
         }
         let done = state == "done";
         if done {
@@ -2684,16 +2739,29 @@ impl World {
                 allowed.extend(self.tolerated(Kind::Live(self.jobs[i].q)));
             }
         }
-        log!("ack_many n={n} jobs_null={} kinds={:?} statuses_null={statuses_null}", jobs_p.is_null(), picks.iter().map(|p| p.1).collect::<Vec<_>>());
+        log!(
+            "ack_many n={n} jobs_null={} kinds={:?} statuses_null={statuses_null}",
+            jobs_p.is_null(),
+            picks.iter().map(|p| p.1).collect::<Vec<_>>()
+        );
         // SAFETY: `jobs_p` is NULL or `n` readable handles; `statuses_p` NULL or k >= n slots when real.
         let st = unsafe { jobq_ack_many(jobs_p, n, if real { statuses_p } else { ptr::null_mut() }) };
         check("jobq_ack_many", st, &allowed);
         let per_job = whole.is_none() && (st == OK || st == E_STATE);
         if statuses_null || !per_job {
-            assert!(statuses.iter().all(|&s| s == UNSET), "jobq_ack_many: {} but out_statuses written", status_name(st));
+            assert!(
+                statuses.iter().all(|&s| s == UNSET),
+                "jobq_ack_many: {} but out_statuses written",
+                status_name(st)
+            );
         } else {
             for (x, e) in each.iter().enumerate() {
-                assert!(e.contains(&statuses[x]), "jobq_ack_many: jobs[{x}] status {} not in {:?}", statuses[x], names(e));
+                assert!(
+                    e.contains(&statuses[x]),
+                    "jobq_ack_many: jobs[{x}] status {} not in {:?}",
+                    statuses[x],
+                    names(e)
+                );
             }
             let all_ok = statuses[..n].iter().all(|&s| s == OK);
             assert_eq!(all_ok, st == OK, "jobq_ack_many: {} with statuses {:?}", status_name(st), &statuses[..n]);
@@ -2796,7 +2864,10 @@ impl World {
                 }
                 let mut out: *mut jobq_watch = sentinel_ptr();
                 let out_p: *mut *mut jobq_watch = if out_null { ptr::null_mut() } else { &mut out };
-                log!("watch_open {h:?} ({kind:?}) queue={:?} out_null={out_null}", name.bytes().map(String::from_utf8_lossy));
+                log!(
+                    "watch_open {h:?} ({kind:?}) queue={:?} out_null={out_null}",
+                    name.bytes().map(String::from_utf8_lossy)
+                );
                 // SAFETY: NULL or a NUL-terminated string; `out_p` NULL or writable.
                 let st = unsafe { jobq_watch_open(h, name.ptr(), out_p) };
                 check("jobq_watch_open", st, &allowed);
@@ -2852,6 +2923,342 @@ impl World {
                     // SAFETY: a closed handle: -1, no dereference.
                     assert_eq!(unsafe { jobq_watch_fd(h) }, -1, "jobq_watch_fd of a closed watch");
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------- the several-queues calls' operations
+
+/// A priority for jobq_release_priority / jobq_bury_priority.
+fn gen_priority(u: &mut Unstructured) -> AResult<i32> {
+    Ok(match u.int_in_range(0u8..=6)? {
+        0 => 0,
+        1 => -5,
+        2 => 7,
+        3 => i32::MIN,
+        4 => i32::MAX,
+        _ => u.arbitrary()?,
+    })
+}
+
+/// A jobq_peek state string and the state it names (None: invalid).
+fn gen_peek_state(u: &mut Unstructured) -> AResult<(CArg, Option<&'static str>)> {
+    const GOOD: [&str; 3] = ["ready", "scheduled", "dead"];
+    const BAD: [&[u8]; 10] =
+        [b"reserved", b"done", b"", b"READY", b"ready ", b" dead", b"ready\xff", b"\xc3(", b"schedule", b"deadx"];
+    Ok(match u.int_in_range(0u8..=9)? {
+        0..=5 => {
+            let s = GOOD[u.choose_index(GOOD.len())?];
+            (CArg::new(s.as_bytes()), Some(s))
+        }
+        6 | 7 => (CArg::new(BAD[u.choose_index(BAD.len())?]), None),
+        8 => (CArg::null(), None),
+        _ => {
+            let b = fuzz_bytes(u, 10)?;
+            let c = CArg::new(&b);
+            let state = GOOD.iter().copied().find(|g| c.bytes() == Some(g.as_bytes()));
+            (c, state)
+        }
+    })
+}
+
+impl World {
+    /// Whether any job of queue `q` may exist (put, or put by a schedule).
+    fn queue_may_have_jobs(&self, q: &[u8]) -> bool {
+        self.stored.values().any(|(sq, _)| sq.as_slice() == q)
+            || self.anonymous.iter().any(|(aq, _)| aq.as_slice() == q)
+            || self.sched_payloads.contains_key(q)
+    }
+
+    fn workers_running(&self) -> bool {
+        self.workers.iter().any(|w| w.running)
+    }
+
+    /// Reads job `id` with jobq_job_info through an open handle of the store
+    /// (any: they share the file) and checks it against the model: the
+    /// status, and the job's JSON on OK (None: no handle is open).
+    fn probe(&mut self, id: u64) -> Option<(c_int, Option<serde_json::Value>)> {
+        let qi = (0..self.queues.len()).find(|&i| self.queues[i].open)?;
+        let h = self.queues[qi].h;
+        let mut allowed = self.info_outcomes(id).to_vec();
+        allowed.extend(self.tolerated(Kind::Live(qi)));
+        let mut out: *mut c_char = sentinel_ptr();
+        log!("job_info (probe) {h:?} (Live({qi})) id={id}");
+        // SAFETY: a handle this program holds; `out` is a writable char*.
+        let st = unsafe { jobq_job_info(h, id, &mut out) };
+        check("jobq_job_info (probe)", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_job_info: {} but *json_out was written", status_name(st));
+            return Some((st, None));
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_job_info: OK without a string");
+        // SAFETY: a NUL-terminated string the library just returned.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().expect("job_info JSON is not UTF-8").to_owned();
+        // SAFETY: a string the library returned, freed once.
+        unsafe { jobq_string_free(out) };
+        self.check_job_info(id, &text);
+        Some((OK, Some(serde_json::from_str(&text).expect("checked above"))))
+    }
+
+    fn op_reserve_any(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let k = u.int_in_range(0usize..=5)?;
+        let mut names: Vec<CArg> = (0..k).map(|_| self.gen_name(u)).collect::<AResult<_>>()?;
+        // The array and its length: mostly the names as made; else NULL (with
+        // any n), n = 0, or the most names allowed (and one more).
+        let shape = u.int_in_range(0u8..=11)?;
+        let (array_null, n) = match shape {
+            0 => (true, u.int_in_range(1..=3)?),
+            1 => (true, usize::MAX - u.int_in_range(0..=1)?),
+            2 => (true, 0),
+            3 => (false, 0),
+            4 | 5 => {
+                // RESERVE_ANY_MAX (or one more) names: the fixed ones, many
+                // times over, and distinct made-up ones.
+                let n = RESERVE_ANY_MAX + u.int_in_range(0..=1)?;
+                let fill = u.int_in_range(0u8..=2)?;
+                while names.len() < n {
+                    let i = names.len();
+                    names.push(match fill {
+                        0 => CArg::new(if i % 2 == 0 { b"a" } else { b"b" }),
+                        1 => CArg::new(format!("q{i}").as_bytes()),
+                        _ => CArg::new(&[b'x'; MAX_QUEUE_NAME][..MAX_QUEUE_NAME - i % 2]),
+                    });
+                }
+                (false, n)
+            }
+            _ => (false, names.len()),
+        };
+        let ptrs: Vec<*const c_char> = names.iter().map(|n| n.ptr()).collect();
+        let array: *const *const c_char = if array_null { ptr::null() } else { ptrs.as_ptr() };
+        let out_null = u.ratio(1, 10)?;
+        let mut errors: Vec<c_int> = kind.error().into_iter().collect();
+        if n == 0 || n > RESERVE_ANY_MAX || array_null || out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        if !array_null && names[..n].iter().any(|n| !n.is_queue_name()) {
+            errors.push(E_INVALID_ARG);
+        }
+        let mut allowed = expect(&errors, &[OK, TIMEOUT]);
+        allowed.extend(self.tolerated(kind));
+        let mut out: *mut jobq_job = sentinel_ptr();
+        let out_p: *mut *mut jobq_job = if out_null { ptr::null_mut() } else { &mut out };
+        log!(
+            "reserve_any {h:?} ({kind:?}) n={n} array_null={array_null} queues={:?} out_null={out_null}",
+            names
+                .iter()
+                .take(if array_null { 0 } else { n.min(8) })
+                .map(|n| n.bytes().map(|b| if b.len() > 16 {
+                    format!("<{} bytes>", b.len())
+                } else {
+                    String::from_utf8_lossy(b).into()
+                }))
+                .collect::<Vec<_>>()
+        );
+        // SAFETY: timeout 0 never blocks; `array` is NULL or has n readable
+        // entries (NULL or NUL-terminated); `out_p` is NULL or writable.
+        let st = unsafe { jobq_reserve_any(h, array, n, 0, out_p) };
+        check("jobq_reserve_any", st, &allowed);
+        if st != OK {
+            assert!(out == sentinel_ptr(), "jobq_reserve_any: {} but *out was written", status_name(st));
+            return Ok(());
+        }
+        assert!(out != sentinel_ptr() && !out.is_null(), "jobq_reserve_any: OK without a job");
+        let Kind::Live(qi) = kind else { unreachable!() };
+        // SAFETY: a handle just returned by the library.
+        let q = unsafe { jobq_job_queue(out) };
+        assert!(!q.is_null(), "jobq_reserve_any: jobq_job_queue of the job is NULL");
+        // SAFETY: non-NULL, NUL-terminated, valid until the handle is freed.
+        let qname = unsafe { CStr::from_ptr(q) }.to_bytes().to_vec();
+        assert!(
+            names[..n].iter().any(|n| n.bytes() == Some(qname.as_slice())),
+            "jobq_reserve_any: delivered a job of queue {qname:?}, not one of the {n} named"
+        );
+        if !self.admin_uncertain {
+            assert!(!self.paused.contains(&qname), "jobq_reserve_any: delivered a job of paused queue {qname:?}");
+        }
+        self.record_delivery("jobq_reserve_any", out, qi, &qname);
+        Ok(())
+    }
+
+    /// What a finishing call on `kind` with these arguments may give.
+    fn finish_allowed(&self, kind: Kind, args_invalid: bool) -> Vec<c_int> {
+        let state = self.delivery_state(kind);
+        let mut allowed = if args_invalid {
+            let mut a = vec![E_INVALID_ARG];
+            // Which of two problems is reported first is not specified.
+            a.extend(state.iter().filter(|&&s| s != OK));
+            a
+        } else {
+            state
+        };
+        if let Kind::Live(i) = kind {
+            allowed.extend(self.tolerated(Kind::Live(self.jobs[i].q)));
+        }
+        allowed
+    }
+
+    /// After jobq_release_priority / jobq_bury_priority on job slot `i`: the
+    /// model's priority moves only on OK; jobq_job_info shows it (and, on OK,
+    /// a state in `states` while no worker runs).
+    fn after_priority_finish(&mut self, kind: Kind, st: c_int, priority: i32, states: &[&str]) {
+        let Kind::Live(i) = kind else { return };
+        if st == E_STATE || st == OK {
+            self.jobs[i].finished = true;
+        }
+        let id = self.jobs[i].id;
+        if st == OK {
+            self.priority.insert(id, priority);
+        }
+        self.check_accessors(i);
+        let workers = self.workers_running();
+        if let Some((_, Some(info))) = self.probe(id) {
+            let state = info["state"].as_str().unwrap_or_default().to_owned();
+            if st == OK && !workers {
+                assert!(states.contains(&state.as_str()), "job {id}: state {state:?} after the call, not {states:?}");
+            }
+        }
+    }
+
+    fn op_release_priority(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        let ms = gen_ms(u, 30)?;
+        let priority = gen_priority(u)?;
+        let allowed = self.finish_allowed(kind, ms > MAX_DELAY_MS);
+        log!("release_priority {h:?} ({kind:?}) ms={ms} priority={priority}");
+        // SAFETY: any handle value is allowed.
+        let st = unsafe { jobq_release_priority(h, ms, priority) };
+        check("jobq_release_priority", st, &allowed);
+        // Released with no delay: ready; with one: scheduled, or ready once it passed.
+        let states: &[&str] = if ms == 0 { &["ready"] } else { &["scheduled", "ready"] };
+        self.after_priority_finish(kind, st, priority, states);
+        Ok(())
+    }
+
+    fn op_bury_priority(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_job(u)?;
+        let reason = gen_reason(u)?;
+        let priority = gen_priority(u)?;
+        let invalid = reason.bytes().is_some() && reason.utf8().is_none();
+        let allowed = self.finish_allowed(kind, invalid);
+        log!(
+            "bury_priority {h:?} ({kind:?}) reason={:?} priority={priority}",
+            reason.bytes().map(String::from_utf8_lossy)
+        );
+        // SAFETY: any handle value is allowed; `reason` is NULL or NUL-terminated.
+        let st = unsafe { jobq_bury_priority(h, reason.ptr(), priority) };
+        check("jobq_bury_priority", st, &allowed);
+        self.after_priority_finish(kind, st, priority, &["dead"]);
+        Ok(())
+    }
+
+    fn op_kick_job(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let id = self.gen_id(u)?;
+        let allowed = match kind {
+            Kind::Live(_) => {
+                let maybe_anonymous = (!self.anonymous.is_empty() || !self.sched_payloads.is_empty())
+                    && id != 0
+                    && !self.stored.contains_key(&id);
+                if self.kept.contains_key(&id) {
+                    // Done (not kickable), or past its keep time.
+                    vec![E_STATE, E_NOT_FOUND]
+                } else if self.maybe_gone.contains(&id) {
+                    vec![OK, E_STATE, E_NOT_FOUND]
+                } else if self.gone.contains(&id) || (!self.stored.contains_key(&id) && !maybe_anonymous) {
+                    vec![E_NOT_FOUND]
+                } else if self.workers_ran || maybe_anonymous {
+                    vec![OK, E_STATE, E_NOT_FOUND]
+                } else {
+                    vec![OK, E_STATE]
+                }
+            }
+            k => vec![k.error().unwrap_or(OK)],
+        };
+        let allowed = [allowed, self.tolerated(kind)].concat();
+        log!("kick_job {h:?} ({kind:?}) id={id}");
+        // SAFETY: any handle value is allowed.
+        let st = unsafe { jobq_kick_job(h, id) };
+        check("jobq_kick_job", st, &allowed);
+        if st == OK {
+            // It exists, and was not acked.
+            self.maybe_gone.remove(&id);
+            let workers = self.workers_running();
+            match self.probe(id) {
+                Some((_, Some(info))) => {
+                    let state = info["state"].as_str().unwrap_or_default();
+                    // A worker may have taken it since.
+                    if !workers {
+                        assert_eq!(state, "ready", "jobq_kick_job: job {id} is {state} after the kick");
+                    }
+                }
+                Some((E_NOT_FOUND, None)) => {
+                    assert!(self.workers_ran, "jobq_kick_job: job {id} kicked, then jobq_job_info does not find it")
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn op_peek(&mut self, u: &mut Unstructured) -> AResult<()> {
+        let (h, kind) = self.pick_queue(u)?;
+        let name = self.gen_name(u)?;
+        let (state, which) = gen_peek_state(u)?;
+        let out_null = u.ratio(1, 10)?;
+        let mut errors = self.queue_errors(kind, &name);
+        if which.is_none() || out_null {
+            errors.push(E_INVALID_ARG);
+        }
+        let qname = name.bytes().unwrap_or_default().to_vec();
+        // A queue that never held a job has none in any state.
+        let success: &[c_int] = if self.queue_may_have_jobs(&qname) { &[OK, E_NOT_FOUND] } else { &[E_NOT_FOUND] };
+        let mut allowed = expect(&errors, success);
+        allowed.extend(self.tolerated(kind));
+        let mut out = SENTINEL;
+        let out_p: *mut u64 = if out_null { ptr::null_mut() } else { &mut out };
+        log!(
+            "peek {h:?} ({kind:?}) queue={:?} state={:?} out_null={out_null}",
+            name.bytes().map(String::from_utf8_lossy),
+            state.bytes().map(String::from_utf8_lossy)
+        );
+        // SAFETY: NULL or NUL-terminated strings; `out_p` NULL or a writable uint64_t.
+        let st = unsafe { jobq_peek(h, name.ptr(), state.ptr(), out_p) };
+        check("jobq_peek", st, &allowed);
+        if st != OK {
+            assert_eq!(out, SENTINEL, "jobq_peek: {} but *out_id was written", status_name(st));
+            return Ok(());
+        }
+        let which = which.expect("OK only for a valid state");
+        let id = out;
+        assert!(id != SENTINEL && id != 0, "jobq_peek: OK with id {id}");
+        assert!(!self.gone.contains(&id), "jobq_peek: job {id} is {which}, but it was acked or cancelled");
+        match self.stored.get(&id) {
+            Some((q, _)) => assert_eq!(q, &qname, "jobq_peek: job {id} of queue {q:?} found in queue {qname:?}"),
+            None => assert!(
+                !self.anonymous.is_empty() || !self.sched_payloads.is_empty(),
+                "jobq_peek: job {id} was never put"
+            ),
+        }
+        let workers = self.workers_running();
+        if let Some((_, Some(info))) = self.probe(id) {
+            let got = info["state"].as_str().unwrap_or_default();
+            assert_eq!(
+                info["queue"].as_str().map(str::as_bytes),
+                Some(qname.as_slice()),
+                "jobq_peek: queue of job {id}"
+            );
+            // Between the two calls a delay may pass, and a worker may take a
+            // ready job; a dead job stays dead.
+            let want: &[&str] = match which {
+                "ready" => &["ready"],
+                "scheduled" => &["scheduled", "ready"],
+                _ => &["dead"],
+            };
+            if !workers || which == "dead" {
+                assert!(want.contains(&got), "jobq_peek: job {id} found {which}, jobq_job_info says {got}");
             }
         }
         Ok(())
