@@ -72,7 +72,7 @@ case "${1:-}" in
     rm -f "$all"/seed-hand-*
     "$(bin)" -merge=1 -set_cover_merge=1 -use_counters=0 -use_value_profile=0 "${LIBFUZZER_FLAGS[@]}" "$fresh" "$all"
     find "$CORPUS" -maxdepth 1 -type f -name 'seed-*' ! -name 'seed-hand-*' -delete
-    ls -S "$fresh" | head -n "${SEEDS_MAX:-40}" | while read -r name; do cp "$fresh/$name" "$CORPUS/seed-$name"; done
+    { ls -S "$fresh" || true; } | head -n "${SEEDS_MAX:-40}" | while read -r name; do cp "$fresh/$name" "$CORPUS/seed-$name"; done
     echo "seed set: $(ls "$CORPUS"/seed-* | wc -l) files, $(cat "$CORPUS"/seed-* | wc -c) bytes"
     echo "review, then: git add $CORPUS/seed-* (and git rm the seeds that went)"
     ;;
