@@ -119,10 +119,21 @@ impl Job {
 
     /// Give it back unfinished, ready again after `delay_ms`; not counted as a failure.
     pub fn release(&self, delay_ms: u64) -> Result<()> {
+        self.release_as(delay_ms, None)
+    }
+
+    /// Like `release(delay_ms)`, and the job's priority becomes `priority`
+    /// (stored with the release, in one statement: a job that is not
+    /// released keeps its priority).
+    pub fn release_with_priority(&self, delay_ms: u64, priority: i32) -> Result<()> {
+        self.release_as(delay_ms, Some(priority))
+    }
+
+    fn release_as(&self, delay_ms: u64, priority: Option<i32>) -> Result<()> {
         if delay_ms > MAX_DELAY_MS {
             return Err(Error::invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
         }
-        self.apply(Finish::Release { delay_ms }, true)
+        self.apply(Finish::Release { delay_ms, priority }, true)
     }
 
     /// Extends the lease to now + `lease_ms` (0 = the job's lease_ms).
@@ -135,7 +146,14 @@ impl Job {
 
     /// Dead now, with `reason` as its last error.
     pub fn bury(&self, reason: Option<&str>) -> Result<()> {
-        self.apply(Finish::Bury { reason: reason.map(str::to_owned) }, true)
+        self.apply(Finish::Bury { reason: reason.map(str::to_owned), priority: None }, true)
+    }
+
+    /// Like `bury(reason)`, and the job's priority becomes `priority`
+    /// (stored with the bury, in one statement): a kick brings it back
+    /// with that priority.
+    pub fn bury_with_priority(&self, reason: Option<&str>, priority: i32) -> Result<()> {
+        self.apply(Finish::Bury { reason: reason.map(str::to_owned), priority: Some(priority) }, true)
     }
 
     /// Stores an outcome chosen by a worker (all of them end the delivery).

@@ -55,7 +55,9 @@ pub use config::{Config, Durability, Wakeups};
 pub use error::{Error, Result};
 pub use job::Job;
 pub use qconfig::{LimitsPatch, QueueLimits, Rate};
-pub use queue::{PutOptions, Queue, Stats, MAX_QUEUE_NAME, MAX_RESERVE_MANY, MAX_SCHEDULE_NAME, MIN_EVERY_MS};
+pub use queue::{
+    PutOptions, Queue, Stats, MAX_QUEUE_NAME, MAX_RESERVE_ANY, MAX_RESERVE_MANY, MAX_SCHEDULE_NAME, MIN_EVERY_MS,
+};
 pub use store::{redacted as printable_path, JobFilter, JobInfo, JobState, Put, QueueCounts, ScheduleInfo};
 pub use watch::Watch;
 pub use worker::{Handler, Outcome, Worker, WorkerOptions};

@@ -10,6 +10,9 @@ pub const MAX_DELAY_MS: u64 = 100_000_000_000;
 /// Most jobs one `reserve_many` leases (JOBQ_RESERVE_MANY_MAX): one
 /// transaction holds the write lock for all of them.
 pub const MAX_RESERVE_MANY: usize = 1000;
+/// Most queues one `reserve_any` looks at (JOBQ_RESERVE_ANY_MAX): each
+/// wait reads the head of every one of them.
+pub const MAX_RESERVE_ANY: usize = 64;
 /// Longest accepted schedule name, in bytes.
 pub const MAX_SCHEDULE_NAME: usize = 1024;
 /// Largest `max_reserved` or `rate.jobs` of a queue's limits.

@@ -17,9 +17,13 @@ use crate::job::Job;
 use crate::notify::Notifier;
 use crate::qconfig::LimitsPatch;
 use crate::schedule::Spec;
-use crate::store::{self, Attempt, Finish, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, ScheduleInfo};
+use crate::store::{
+    self, Attempt, Finish, JobInfo, JobState, NewJob, NewSchedule, Put, QueueCounts, ReserveIf, ScheduleInfo,
+};
 
-pub use crate::limits::{MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_RESERVE_MANY, MAX_SCHEDULE_NAME, MAX_UNIQUE_KEY};
+pub use crate::limits::{
+    MAX_DELAY_MS, MAX_QUEUE_NAME, MAX_RESERVE_ANY, MAX_RESERVE_MANY, MAX_SCHEDULE_NAME, MAX_UNIQUE_KEY,
+};
 pub use crate::schedule::MIN_EVERY_MS;
 
 /// Options of one put. `Default` = priority 0, no delay, the file's
@@ -175,6 +179,72 @@ impl Queue {
         let (name, attempt) =
             self.lease(queue, max, deadline_of(timeout), None, None::<fn(&Arc<str>) -> Result<Attempt>>)?;
         Ok(self.jobs_of(&name, attempt))
+    }
+
+    /// Leases the ready job with the smallest (priority, id) among
+    /// `queues` (1 to `MAX_RESERVE_ANY` valid names; a name given twice
+    /// counts once), waiting like `reserve` while none is ready (`None` =
+    /// forever, `Some(ZERO)` = no wait); `None` when nothing came in time.
+    /// Pause and per-queue limits hold as for `reserve`: a paused or
+    /// limited queue's jobs are passed over for the next queue's. Ids are
+    /// global to the store, so (priority, id) orders jobs across queues
+    /// (ties of priority: the job put first).
+    pub fn reserve_any(&self, queues: &[&str], timeout: Option<Duration>) -> Result<Option<Job>> {
+        let inner = &self.inner;
+        if queues.is_empty() || queues.len() > MAX_RESERVE_ANY {
+            return Err(Error::invalid(format!(
+                "reserve_any: give 1 to {MAX_RESERVE_ANY} queue names, not {}",
+                queues.len()
+            )));
+        }
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(queues.len());
+        for (i, queue) in queues.iter().enumerate() {
+            check_queue_name(queue).map_err(|e| e.prefixed(&format!("queues[{i}]")))?;
+            if !names.iter().any(|n| &**n == *queue) {
+                names.push(inner.name(queue));
+            }
+        }
+        let deadline = deadline_of(timeout);
+        loop {
+            inner.check_open()?;
+            let seen = inner.notifier.generation();
+            let (job, next_due, recheck_ms) = self.try_reserve_any(&names)?;
+            if job.is_some() || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(job);
+            }
+            self.wait_for_jobs(seen, next_due, recheck_ms, deadline, None);
+        }
+    }
+
+    /// One try of `reserve_any`: reads the ready head of each queue, then
+    /// reserves from them in head order, so the job leased is the smallest
+    /// (priority, id) that pause and limits let through. When none of them
+    /// leases anything, reserves once from every other queue too (that
+    /// promotes due jobs, reclaims dead holders' jobs, and says when each
+    /// queue next becomes due). Returns the job, or the earliest `next_due`
+    /// and `recheck_ms` of all the queues.
+    fn try_reserve_any(&self, names: &[Arc<str>]) -> Result<(Option<Job>, Option<i64>, Option<u64>)> {
+        let store = &self.inner.store;
+        let heads = store.ready_heads(names)?;
+        let mut tried = vec![false; names.len()];
+        let (mut next_due, mut recheck_ms) = (None, None);
+        let order = heads.iter().map(|h| h.index).chain(0..names.len());
+        for index in order {
+            let Some(name) = names.get(index) else { continue };
+            if std::mem::replace(&mut tried[index], true) {
+                continue;
+            }
+            let attempt = store.reserve(name, 1)?;
+            if let Some(delivery) = attempt.first {
+                return Ok((Some(Job::new(self.inner.clone(), name.clone(), delivery)), None, None));
+            }
+            next_due = crate::qconfig::earliest(next_due, attempt.next_due);
+            recheck_ms = match (recheck_ms, attempt.recheck_ms) {
+                (Some(a), Some(b)) => Some(u64::min(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok((None, next_due, recheck_ms))
     }
 
     /// Acks `job` (a delivery of this handle) and leases the next ready job
@@ -335,6 +405,34 @@ impl Queue {
         self.inner.check_open()?;
         check_queue_name(queue)?;
         self.inner.store.kick(queue, max)
+    }
+
+    /// Kicks one job: a dead (buried, or out of attempts) or scheduled
+    /// (waiting for a delay or a retry backoff) job becomes ready now; a dead
+    /// one gets its attempts reset, as `kick` does. `NotFound`: no such job
+    /// (or a done job past its keep time). `State`: the job is ready,
+    /// reserved or done, or dead with its unique key now held by a live
+    /// job (then it stays dead). Wakes waiting reserves. Any queue's job:
+    /// ids are global to the store.
+    pub fn kick_job(&self, id: u64) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.store.kick_job(id)
+    }
+
+    /// The next job of `queue` in `state`, without leasing it (`None` if
+    /// there is none): `Ready` = the job `reserve` would deliver now, the
+    /// smallest (priority, id) among the ready ones (passed delays and
+    /// expired leases included; a pause or a limit that holds the queue back
+    /// is not looked at); `Scheduled` = the one due soonest (smallest
+    /// (run_at, id)); `Dead` = the one that died first (smallest (run_at,
+    /// id)). `Reserved` and `Done` are `InvalidArg`.
+    pub fn peek(&self, queue: &str, state: JobState) -> Result<Option<JobInfo>> {
+        self.inner.check_open()?;
+        check_queue_name(queue)?;
+        if matches!(state, JobState::Reserved | JobState::Done) {
+            return Err(Error::invalid(format!("peek: no peek of {state} jobs (ready, scheduled or dead)")));
+        }
+        self.inner.store.peek(queue, state)
     }
 
     /// Pauses `queue` for every client of the store (every process, and

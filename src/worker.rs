@@ -311,7 +311,7 @@ fn run_one(s: &Shared, slot: usize, job: Arc<Job>) {
     let finish = match outcome {
         Outcome::Done => job.ack_op(None),
         Outcome::Retry => job.fail_op(Some("the handler asked for a retry")),
-        Outcome::Bury => Finish::Bury { reason: Some("the handler buried the job".into()) },
+        Outcome::Bury => Finish::Bury { reason: Some("the handler buried the job".into()), priority: None },
     };
     let mut st = lock(&s.st);
     st.running[slot] = None;

@@ -292,12 +292,14 @@ pub(crate) enum Finish {
     AckKeep { result: Option<Vec<u8>>, keep_ms: u64 },
     /// Retry after `delay_ms`, or dead if attempts are used up.
     Fail { reason: Option<String>, delay_ms: u64 },
-    /// Ready again after `delay_ms`; the attempt is not counted.
-    Release { delay_ms: u64 },
+    /// Ready again after `delay_ms`; the attempt is not counted. With
+    /// `priority`, the job's priority becomes it (in the same statement).
+    Release { delay_ms: u64, priority: Option<i32> },
     /// The lease ends `lease_ms` (0: the job's lease_ms) from now.
     Touch { lease_ms: u64 },
-    /// Dead now.
-    Bury { reason: Option<String> },
+    /// Dead now. With `priority`, the job's priority becomes it (in the
+    /// same statement).
+    Bury { reason: Option<String>, priority: Option<i32> },
 }
 
 impl Finish {
@@ -306,6 +308,15 @@ impl Finish {
     pub fn wakes(&self) -> bool {
         matches!(self, Finish::Fail { .. } | Finish::Release { .. })
     }
+}
+
+/// The next ready job of one queue of a `Store::ready_heads` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadyHead {
+    /// Which queue: its index in the list asked about.
+    pub index: usize,
+    pub priority: i32,
+    pub id: u64,
 }
 
 /// A finish of one delivery (`id`, `token`), for `Store::finish_and_reserve`.
@@ -390,6 +401,35 @@ pub(crate) trait Store: Send + Sync {
     /// Must provide: removes job `id` unless it is reserved with a live
     /// lease (`State`); `NotFound` if there is no such job.
     fn cancel(&self, id: u64) -> Result<()>;
+
+    /// Must provide: makes job `id` ready now, in one statement, if it is
+    /// dead (buried, or its lease expired on its last allowed attempt:
+    /// attempts reset to 0, as `kick` does) or scheduled (a delay or retry
+    /// backoff still to run: attempts kept). `NotFound` if there is no such
+    /// job (a done job past its keep time included); `State` if it is ready,
+    /// reserved with a live lease or done, or dead with its unique key now
+    /// held by a live job (it stays dead). The job's queue is not
+    /// checked (ids are global to the store). Wakes waiting reserves, here
+    /// and in the store's other clients.
+    fn kick_job(&self, id: u64) -> Result<()>;
+
+    /// Must provide: the first job of `queue` in `state` at this moment, as
+    /// `job` would show it, without changing anything. `Ready`: the job with
+    /// the smallest (priority, id) among those `counts` calls ready (passed
+    /// delays and expired leases included), whether or not the queue is
+    /// paused or held back by its limits; `Scheduled`: the smallest
+    /// (run_at, id); `Dead`: the smallest (run_at, id), run_at being when it
+    /// died (for an expired last lease: when that lease ended). Never called
+    /// with `Reserved` or `Done` (the core refuses them); a backend answers
+    /// `InvalidArg` if it is.
+    fn peek(&self, queue: &str, state: JobState) -> Result<Option<JobInfo>>;
+
+    /// Must provide, for `Queue::reserve_any`: for each of `queues` that has
+    /// a ready job (as `peek(queue, Ready)` finds it: pause and limits are
+    /// not looked at), `(index in queues, priority, id)` of that job, sorted
+    /// by (priority, id). Reads only; as few round trips as the backend can
+    /// (the list has at most `MAX_RESERVE_ANY` names).
+    fn ready_heads(&self, queues: &[Arc<str>]) -> Result<Vec<ReadyHead>>;
 
     /// Must provide: pauses (`true`) or resumes `queue`, stored durably
     /// when this returns and seen by every client of the store (every

@@ -378,9 +378,15 @@ impl Committer {
                                 Box::new(reason.clone().unwrap_or_else(|| "failed".into())),
                             ],
                         ),
-                        Finish::Release { delay_ms } => (
+                        Finish::Release { delay_ms, priority } => (
                             &release_st,
-                            vec![Box::new(id), Box::new(token), Box::new(i64_of(*delay_ms)), Box::new(now)],
+                            vec![
+                                Box::new(id),
+                                Box::new(token),
+                                Box::new(i64_of(*delay_ms)),
+                                Box::new(now),
+                                Box::new(*priority),
+                            ],
                         ),
                         Finish::Touch { lease_ms } => (
                             &touch_st,
@@ -392,13 +398,14 @@ impl Committer {
                                 Box::new(self.owner),
                             ],
                         ),
-                        Finish::Bury { reason } => (
+                        Finish::Bury { reason, priority } => (
                             &bury_st,
                             vec![
                                 Box::new(id),
                                 Box::new(token),
                                 Box::new(now),
                                 Box::new(reason.clone().unwrap_or_else(|| "buried".into())),
+                                Box::new(*priority),
                             ],
                         ),
                     };

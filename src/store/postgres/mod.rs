@@ -46,7 +46,7 @@ use crate::notify::Notifier;
 use crate::qconfig::{earliest, LimitsPatch, QueueLimits, Rate, Stored};
 use crate::store::{
     Attempt, Delivery, DueSchedule, Env, Finish, JobFilter, JobInfo, JobState, NewJob, NewSchedule, Outcome, Put,
-    QueueCounts, ReserveIf, ScheduleInfo, Store,
+    QueueCounts, ReadyHead, ReserveIf, ScheduleInfo, Store,
 };
 
 use commit::{pipeline, query, simple, Answer, Committer, Msg, Param, Write};
@@ -832,6 +832,78 @@ impl Store for PgStore {
                 Err(Fail::Core(Error::NotFound(id as u64)))
             }
         }))
+    }
+
+    fn kick_job(&self, id: u64) -> Result<()> {
+        let key = id.min(i64::MAX as u64) as i64;
+        let kicked = self.block(self.pool.run(async |c| {
+            let st = c.prep(sql::KICK_JOB).await?;
+            match c.client.query_opt(&st, &[&key, &self.clock.now_ms()]).await {
+                Ok(row) => Ok(row.map(|r| r.try_get::<_, String>(0)).transpose()?),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(Fail::Core(Error::State(format!(
+                    "job {id} is dead and its unique key is held by a live job of its queue; it stays dead"
+                )))),
+                Err(e) => Err(Fail::Pg(e)),
+            }
+        }))?;
+        if let Some(queue) = kicked {
+            self.wake_queue(&queue);
+            return Ok(());
+        }
+        match self.job(id)? {
+            None => Err(Error::NotFound(id)),
+            Some(job) => {
+                Err(Error::State(format!("job {id} is {}: only a dead or scheduled job can be kicked", job.state)))
+            }
+        }
+    }
+
+    fn peek(&self, queue: &str, state: JobState) -> Result<Option<JobInfo>> {
+        static READY: OnceLock<Option<String>> = OnceLock::new();
+        static SCHEDULED: OnceLock<Option<String>> = OnceLock::new();
+        static DEAD: OnceLock<Option<String>> = OnceLock::new();
+        let cell = match state {
+            JobState::Ready => &READY,
+            JobState::Scheduled => &SCHEDULED,
+            JobState::Dead => &DEAD,
+            JobState::Reserved | JobState::Done => {
+                return Err(Error::invalid(format!("peek: no peek of {state} jobs (ready, scheduled or dead)")))
+            }
+        };
+        let Some(text) = cell.get_or_init(|| sql::peek(state)) else {
+            return Err(Error::invalid(format!("peek: no peek of {state} jobs")));
+        };
+        let text: &'static str = text;
+        self.block(self.pool.run(async |c| {
+            let st = c.prep(text).await?;
+            let row = c.client.query_opt(&st, &[&self.clock.now_ms(), &queue]).await?;
+            Ok(row.as_ref().map(job_info).transpose()?)
+        }))
+    }
+
+    fn ready_heads(&self, queues: &[Arc<str>]) -> Result<Vec<ReadyHead>> {
+        static HEADS: OnceLock<String> = OnceLock::new();
+        let text: &'static str = HEADS.get_or_init(sql::ready_heads);
+        let names: Vec<&str> = queues.iter().map(|q| &**q).collect();
+        let rows: Vec<(i64, i32, i64)> = self.block(self.pool.run(async |c| {
+            let st = c.prep(text).await?;
+            let rows = c.client.query(&st, &[&self.clock.now_ms(), &names]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<std::result::Result<_, tokio_postgres::Error>>()?)
+        }))?;
+        let mut heads = Vec::with_capacity(rows.len());
+        for (n, priority, id) in rows {
+            // WITH ORDINALITY counts from 1.
+            let index = usize::try_from(n - 1)
+                .ok()
+                .filter(|i| *i < queues.len())
+                .ok_or_else(|| Error::Internal(format!("ready_heads answered position {n}")))?;
+            heads.push(ReadyHead { index, priority, id: id as u64 });
+        }
+        heads.sort_unstable_by_key(|h| (h.priority, h.id));
+        Ok(heads)
     }
 
     fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {

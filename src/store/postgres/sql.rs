@@ -235,10 +235,11 @@ pub(crate) const FAIL: &str = "UPDATE jobs SET state = CASE WHEN attempts >= max
        AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
      RETURNING queue";
 
-/// $1 id, $2 token, $3 delay, $4 now.
+/// $1 id, $2 token, $3 delay, $4 now, $5 new priority (NULL: kept).
 pub(crate) const RELEASE: &str = "UPDATE jobs SET state = CASE WHEN $3::int8 > 0 THEN 3 ELSE 0 END,
         run_at = $4::int8 + $3::int8, attempts = greatest(attempts - 1, 0),
-        lease_until = NULL, lease_owner = NULL, updated_at = $4::int8
+        lease_until = NULL, lease_owner = NULL, updated_at = $4::int8,
+        priority = coalesce($5::int4, priority)
      WHERE id = $1::int8 AND lease_token = $2::int8
        AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
      RETURNING queue";
@@ -252,9 +253,9 @@ pub(crate) const TOUCH: &str = "UPDATE jobs SET state = 1,
        AND state <> 2 AND NOT (state = 1 AND lease_until <= $4::int8 AND attempts >= max_attempts)
      RETURNING queue";
 
-/// $1 id, $2 token, $3 now, $4 reason.
+/// $1 id, $2 token, $3 now, $4 reason, $5 new priority (NULL: kept).
 pub(crate) const BURY: &str = "UPDATE jobs SET state = 2, run_at = $3::int8, last_error = $4::text,
-        lease_until = NULL, lease_owner = NULL, updated_at = $3::int8
+        lease_until = NULL, lease_owner = NULL, updated_at = $3::int8, priority = coalesce($5::int4, priority)
      WHERE id = $1::int8 AND lease_token = $2::int8
      RETURNING queue";
 
@@ -271,6 +272,64 @@ pub(crate) const KICK: &str = "WITH cand AS (
      pick AS (SELECT id FROM cand WHERE unique_key IS NULL OR rn = 1 ORDER BY id LIMIT $2::int8)
      UPDATE jobs SET state = 0, attempts = 0, run_at = $3::int8, updated_at = $3::int8
        FROM pick WHERE jobs.id = pick.id AND jobs.state = 2";
+
+/// Job $1 -> ready at time $2 if it is dead (attempts reset, as `KICK`)
+/// or scheduled with its time still to come (attempts kept); answers its
+/// queue. A dead job whose unique key a live job holds fails the unique
+/// index (the caller answers `State`).
+pub(crate) const KICK_JOB: &str = "UPDATE jobs SET state = 0,
+        attempts = CASE WHEN state = 2 OR (state = 1 AND lease_until <= $2::int8 AND attempts >= max_attempts)
+            THEN 0 ELSE attempts END,
+        run_at = $2::int8, lease_until = NULL, lease_owner = NULL, updated_at = $2::int8
+     WHERE id = $1::int8
+       AND (state = 2 OR (state = 1 AND lease_until <= $2::int8 AND attempts >= max_attempts)
+            OR (state = 3 AND run_at > $2::int8))
+     RETURNING queue";
+
+/// The ready candidates of queue `q` (an expression) at time $1, as
+/// (priority, id): the head of the ready index, plus due rows not yet
+/// promoted (passed delays, expired leases that are not the last allowed
+/// attempt), which a reserve promotes first.
+fn ready_candidates(q: &str) -> String {
+    format!(
+        "(SELECT priority, id FROM jobs WHERE queue = {q} AND state = 0 ORDER BY priority, id LIMIT 1)
+         UNION ALL (SELECT priority, id FROM jobs WHERE queue = {q} AND state = 3 AND run_at <= $1::int8)
+         UNION ALL (SELECT priority, id FROM jobs
+                     WHERE queue = {q} AND state = 1 AND lease_until <= $1::int8 AND attempts < max_attempts)"
+    )
+}
+
+/// The ready head (`Store::ready_heads`) of each queue of $2 at time $1:
+/// (1-based position in $2, priority, id), for the queues that have one.
+pub(crate) fn ready_heads() -> String {
+    format!(
+        "SELECT l.n, h.priority, h.id FROM unnest($2::text[]) WITH ORDINALITY AS l(name, n)
+         CROSS JOIN LATERAL (SELECT priority, id FROM ({}) c ORDER BY priority, id LIMIT 1) h",
+        ready_candidates("l.name")
+    )
+}
+
+/// The first job of queue $2 in `state` at time $1 (`Store::peek`), with
+/// the listing's columns; `None` for the states that have no peek.
+pub(crate) fn peek(state: crate::store::JobState) -> Option<String> {
+    use crate::store::JobState;
+    let id = match state {
+        JobState::Ready => {
+            format!("SELECT id FROM ({}) c ORDER BY priority, id LIMIT 1", ready_candidates("$2::text"))
+        }
+        JobState::Scheduled => "SELECT id FROM jobs WHERE queue = $2::text AND state = 3 AND run_at > $1::int8
+             ORDER BY run_at, id LIMIT 1"
+            .to_owned(),
+        // A dead row's run_at is when it died; an expired last lease died
+        // when its lease ended.
+        JobState::Dead => "SELECT id FROM jobs WHERE queue = $2::text
+                AND (state = 2 OR (state = 1 AND lease_until <= $1::int8 AND attempts >= max_attempts))
+              ORDER BY CASE WHEN state = 1 THEN lease_until ELSE run_at END, id LIMIT 1"
+            .to_owned(),
+        JobState::Reserved | JobState::Done => return None,
+    };
+    Some(format!("{} WHERE id = ({id})", select_jobs(None)))
+}
 
 /// $1 id, $2 now: removes the job unless it is reserved with a live lease.
 pub(crate) const CANCEL: &str =

@@ -143,9 +143,9 @@ fn delays_and_expired_leases_count_attempts_then_go_dead() {
     for f in [
         Finish::Ack,
         Finish::Fail { reason: None, delay_ms: 0 },
-        Finish::Release { delay_ms: 0 },
+        Finish::Release { delay_ms: 0, priority: None },
         Finish::Touch { lease_ms: 0 },
-        Finish::Bury { reason: None },
+        Finish::Bury { reason: None, priority: None },
     ] {
         assert!(!st.finish(d1.id, d1.token, f).unwrap());
     }
@@ -153,7 +153,7 @@ fn delays_and_expired_leases_count_attempts_then_go_dead() {
     clock.advance(60);
     assert_eq!(counts_of(&st, "q").dead, 1, "expired on its last attempt");
     // It cannot be revived by its holder, but can still be acked or buried.
-    assert!(!st.finish(d2.id, d2.token, Finish::Release { delay_ms: 0 }).unwrap());
+    assert!(!st.finish(d2.id, d2.token, Finish::Release { delay_ms: 0, priority: None }).unwrap());
     assert!(!st.finish(d2.id, d2.token, Finish::Touch { lease_ms: 0 }).unwrap());
     assert!(st.reserve(&q("q"), 1).unwrap().first.is_none());
     let info = st.job(id).unwrap().unwrap();
@@ -170,7 +170,7 @@ fn release_touch_fail_bury_kick() {
     let st = open(&s, clock.clone());
     let id = st.put(NewJob { max_attempts: 2, ..job("w") }, b"p".to_vec()).unwrap().id();
     let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
-    assert!(st.finish(id, d.token, Finish::Release { delay_ms: 0 }).unwrap());
+    assert!(st.finish(id, d.token, Finish::Release { delay_ms: 0, priority: None }).unwrap());
     let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
     assert_eq!(d.attempt, 1, "a release does not count");
     clock.advance(900);
@@ -189,10 +189,54 @@ fn release_touch_fail_bury_kick() {
     assert_eq!(st.kick("w", 10).unwrap(), 1);
     let d = st.reserve(&q("w"), 1).unwrap().first.unwrap();
     assert_eq!(d.attempt, 1, "kick resets attempts");
-    assert!(st.finish(id, d.token, Finish::Bury { reason: Some("no".into()) }).unwrap());
+    assert!(st.finish(id, d.token, Finish::Bury { reason: Some("no".into()), priority: None }).unwrap());
     assert_eq!(counts_of(&st, "w"), QueueCounts { dead: 1, ..Default::default() });
-    assert!(!st.finish(id, d.token, Finish::Release { delay_ms: 0 }).unwrap(), "dead is not revived");
+    assert!(!st.finish(id, d.token, Finish::Release { delay_ms: 0, priority: None }).unwrap(), "dead is not revived");
     assert!(st.finish(id, d.token, Finish::Ack).unwrap(), "but its holder may still ack it");
+    st.close();
+}
+
+#[test]
+fn priorities_with_release_and_bury_kick_job_peek_and_ready_heads() {
+    use crate::store::ReadyHead;
+    let s = Schema::new("ops");
+    let clock = Arc::new(ManualClock::new(9_000_000));
+    let st = open(&s, clock.clone());
+    let a = st.put(job("a"), b"a".to_vec()).unwrap().id();
+    let b = st.put(NewJob { priority: 4, ..job("b") }, b"b".to_vec()).unwrap().id();
+    let names = [q("a"), q("b"), q("empty")];
+    let head = |index, priority, id| ReadyHead { index, priority, id };
+    assert_eq!(st.ready_heads(&names).unwrap(), vec![head(0, 0, a), head(1, 4, b)]);
+    // Release with a priority: stored in the same statement.
+    let d = st.reserve(&q("a"), 1).unwrap().first.unwrap();
+    assert_eq!(st.ready_heads(&names).unwrap(), vec![head(1, 4, b)]);
+    assert!(st.finish(a, d.token, Finish::Release { delay_ms: 0, priority: Some(9) }).unwrap());
+    assert_eq!(st.ready_heads(&names).unwrap(), vec![head(1, 4, b), head(0, 9, a)]);
+    assert_eq!(st.peek("a", JobState::Ready).unwrap().map(|j| (j.id, j.priority)), Some((a, 9)));
+    // A stale release (the job was delivered again) changes no priority.
+    let stale = d.token;
+    let d = st.reserve(&q("a"), 1).unwrap().first.unwrap();
+    assert!(!st.finish(a, stale, Finish::Release { delay_ms: 0, priority: Some(1) }).unwrap());
+    assert!(!st.finish(a, stale, Finish::Bury { reason: None, priority: Some(1) }).unwrap());
+    assert_eq!(st.job(a).unwrap().unwrap().priority, 9);
+    // Bury with a priority, then kick_job: ready with it, attempts reset.
+    assert!(st.finish(a, d.token, Finish::Bury { reason: None, priority: Some(-2) }).unwrap());
+    assert_eq!(st.peek("a", JobState::Dead).unwrap().map(|j| j.id), Some(a));
+    assert_eq!(st.peek("a", JobState::Ready).unwrap(), None);
+    st.kick_job(a).unwrap();
+    let info = st.job(a).unwrap().unwrap();
+    assert_eq!((info.state, info.priority, info.attempts), (JobState::Ready, -2, 0));
+    assert_eq!(st.ready_heads(&names).unwrap(), vec![head(0, -2, a), head(1, 4, b)]);
+    assert!(matches!(st.kick_job(a), Err(Error::State(_))));
+    assert!(matches!(st.kick_job(a + 100), Err(Error::NotFound(_))));
+    // A scheduled job: ready now, its attempts kept.
+    let d = st.reserve(&q("b"), 1).unwrap().first.unwrap();
+    assert!(st.finish(b, d.token, Finish::Fail { reason: None, delay_ms: 5_000 }).unwrap());
+    assert_eq!(st.peek("b", JobState::Scheduled).unwrap().map(|j| j.id), Some(b));
+    st.kick_job(b).unwrap();
+    let info = st.job(b).unwrap().unwrap();
+    assert_eq!((info.state, info.attempts), (JobState::Ready, 1));
+    assert!(matches!(st.peek("b", JobState::Reserved), Err(Error::InvalidArg(_))));
     st.close();
 }
 
@@ -731,7 +775,7 @@ fn kept_acks_are_done_until_their_expiry() {
 
     // Buried (dead), then acked by its holder: done.
     let d = st.reserve(&q("d"), 1).unwrap().first.unwrap();
-    assert!(st.finish(d.id, d.token, Finish::Bury { reason: None }).unwrap());
+    assert!(st.finish(d.id, d.token, Finish::Bury { reason: None, priority: None }).unwrap());
     assert!(st.finish(d.id, d.token, Finish::AckKeep { result: None, keep_ms: 500 }).unwrap());
     let info = st.job(d.id).unwrap().unwrap();
     assert_eq!((info.state, info.result, info.last_error.as_deref()), (JobState::Done, None, Some("buried")));

@@ -108,6 +108,14 @@ pub(crate) fn get(conn: &Connection, id: u64, now: i64) -> Result<Option<JobInfo
     Ok(row)
 }
 
+/// The first job of `queue` in `state` at time `now` (`Store::peek`), read
+/// in one statement.
+pub(crate) fn peek(conn: &Connection, queue: &str, state: JobState, now: i64) -> Result<Option<JobInfo>> {
+    let sql = format!("{} WHERE id = ({})", select(None), super::sql::peek_sql(state)?);
+    let row = conn.prepare_cached(&sql)?.query_row(params![now, queue], job_row).optional()?;
+    Ok(row)
+}
+
 /// Deletes the jobs of `queue` that are dead at time `now` (including those
 /// whose last allowed attempt's lease ran out). Returns how many.
 pub(crate) fn purge_dead(conn: &Connection, queue: &str, now: i64) -> Result<u64> {

@@ -43,8 +43,8 @@ use crate::error::{Error, Result};
 use crate::notify::{Notifier, MAX_POLL, MIN_POLL};
 use crate::qconfig::{earliest, LimitsPatch, Stored};
 use crate::store::{
-    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, NewJob, NewSchedule, Outcome, Put, QueueCounts, ReserveIf,
-    ScheduleInfo, Store,
+    Attempt, Delivery, Env, Finish, JobFilter, JobInfo, JobState, NewJob, NewSchedule, Outcome, Put, QueueCounts,
+    ReadyHead, ReserveIf, ScheduleInfo, Store,
 };
 
 /// How often (ms) a reserve that finds nothing checks whether the holders of
@@ -435,6 +435,40 @@ impl Store for SqliteStore {
 
     fn cancel(&self, id: u64) -> Result<()> {
         self.writer.submit(true, false, move |conn, now| sql::cancel(conn, id, now))
+    }
+
+    fn kick_job(&self, id: u64) -> Result<()> {
+        self.writer.submit(true, true, move |conn, now| {
+            if sql::kick_job(conn, id, now)?.is_some() {
+                return Ok(());
+            }
+            match admin::get(conn, id, now)? {
+                None => Err(Error::NotFound(id)),
+                Some(job) => {
+                    Err(Error::State(format!("job {id} is {}: only a dead or scheduled job can be kicked", job.state)))
+                }
+            }
+        })
+    }
+
+    fn peek(&self, queue: &str, state: JobState) -> Result<Option<JobInfo>> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let _quiet = crate::fork::quiet();
+        admin::peek(&conn, queue, state, self.clock.now_ms())
+    }
+
+    fn ready_heads(&self, queues: &[Arc<str>]) -> Result<Vec<ReadyHead>> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let _quiet = crate::fork::quiet();
+        let now = self.clock.now_ms();
+        let mut heads = Vec::new();
+        for (index, queue) in queues.iter().enumerate() {
+            if let Some((priority, id)) = sql::ready_head(&conn, queue, now)? {
+                heads.push(ReadyHead { index, priority, id });
+            }
+        }
+        heads.sort_unstable_by_key(|h| (h.priority, h.id));
+        Ok(heads)
     }
 
     fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::qconfig::{LimitsPatch, QueueLimits, Rate, Stored};
-use crate::store::{Delivery, DueSchedule, Finish, NewJob, NewSchedule, QueueCounts, ScheduleInfo};
+use crate::store::{Delivery, DueSchedule, Finish, JobState, NewJob, NewSchedule, QueueCounts, ScheduleInfo};
 
 // The SQL below spells these numbers out: 0 pending, 1 reserved, 2 dead,
 // 3 scheduled, 4 done (acked and kept: schema version 3).
@@ -613,15 +613,16 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
                    AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
             .execute(params![id, token, now + *delay_ms as i64, now, reason.as_deref().unwrap_or("failed")])?,
-        Finish::Release { delay_ms } => conn
+        // A priority (?5, NULL: keep) changes in the same statement.
+        Finish::Release { delay_ms, priority } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = CASE WHEN ?3 > 0 THEN 3 ELSE 0 END, run_at = ?4 + ?3,
                     attempts = max(attempts - 1, 0), lease_until = NULL, lease_owner = NULL,
-                    updated_at = ?4
+                    updated_at = ?4, priority = coalesce(?5, priority)
                  WHERE id = ?1 AND lease_token = ?2
                    AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
-            .execute(params![id, token, *delay_ms as i64, now])?,
+            .execute(params![id, token, *delay_ms as i64, now, priority])?,
         Finish::Touch { lease_ms } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = 1, run_at = ?4 + CASE WHEN ?3 > 0 THEN ?3 ELSE lease_ms END,
@@ -630,13 +631,13 @@ pub(crate) fn finish(conn: &Connection, id: u64, token: i64, finish: &Finish, no
                    AND state != 2 AND NOT (state = 1 AND run_at <= ?4 AND attempts >= max_attempts)",
             )?
             .execute(params![id, token, *lease_ms as i64, now])?,
-        Finish::Bury { reason } => conn
+        Finish::Bury { reason, priority } => conn
             .prepare_cached(
                 "UPDATE jobs SET state = 2, run_at = ?3, last_error = ?4, lease_until = NULL,
-                    lease_owner = NULL, updated_at = ?3
+                    lease_owner = NULL, updated_at = ?3, priority = coalesce(?5, priority)
                  WHERE id = ?1 AND lease_token = ?2",
             )?
-            .execute(params![id, token, now, reason.as_deref().unwrap_or("buried")])?,
+            .execute(params![id, token, now, reason.as_deref().unwrap_or("buried"), priority])?,
     };
     Ok(changed == 1)
 }
@@ -674,6 +675,80 @@ pub(crate) fn kick(conn: &Connection, queue: &str, max: u64, now: i64) -> Result
         }
     }
     Ok(kicked)
+}
+
+/// Job `id` -> ready now if it is dead (attempts reset, as `kick` does) or
+/// scheduled with its time still to come (attempts kept). Returns its queue
+/// when it moved; `None` when it is in no such state (or is missing); the
+/// caller finds out which. A dead job whose unique key a live job holds
+/// fails the unique index: `State`.
+pub(crate) fn kick_job(conn: &Connection, id: u64, now: i64) -> Result<Option<String>> {
+    let id = id.min(i64::MAX as u64) as i64;
+    let mut st = conn.prepare_cached(&format!(
+        "UPDATE jobs SET state = 0, attempts = CASE WHEN {IS_DEAD_AT_2} THEN 0 ELSE attempts END,
+            run_at = ?2, lease_until = NULL, lease_owner = NULL, updated_at = ?2
+         WHERE id = ?1 AND ({IS_DEAD_AT_2} OR (state = 3 AND run_at > ?2))
+         RETURNING queue"
+    ))?;
+    match st.query_row(params![id, now], |r| r.get::<_, String>(0)).optional() {
+        Ok(queue) => Ok(queue),
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ffi::ErrorCode::ConstraintViolation => {
+            Err(Error::State(format!(
+                "job {id} is dead and its unique key is held by a live job of its queue; it stays dead"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `IS_DEAD` with now in `?2`.
+const IS_DEAD_AT_2: &str = "(state = 2 OR (state = 1 AND run_at <= ?2 AND attempts >= max_attempts))";
+
+/// The ready candidates of queue `?2` at time `?1`, as (priority, id):
+/// the head of the ready index, plus due rows not yet promoted (passed
+/// delays, expired leases that are not the last allowed attempt), which a
+/// reserve promotes first. Few of the latter: every reserve promotes them.
+const READY_CANDIDATES: &str = "SELECT priority, id FROM (
+        SELECT priority, id FROM jobs WHERE queue = ?2 AND state = 0 ORDER BY priority, id LIMIT 1)
+    UNION ALL SELECT priority, id FROM jobs WHERE queue = ?2 AND state = 3 AND run_at <= ?1
+    UNION ALL SELECT priority, id FROM jobs
+        WHERE queue = ?2 AND state = 1 AND run_at <= ?1 AND attempts < max_attempts";
+
+/// The (priority, id) of the job of `queue` a reserve would deliver at
+/// `now` (pause and limits aside), if any.
+pub(crate) fn ready_head(conn: &Connection, queue: &str, now: i64) -> Result<Option<(i32, u64)>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql =
+        SQL.get_or_init(|| format!("SELECT priority, id FROM ({READY_CANDIDATES}) ORDER BY priority, id LIMIT 1"));
+    let row = conn
+        .prepare_cached(sql)?
+        .query_row(params![now, queue], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)? as u64)))
+        .optional()?;
+    Ok(row)
+}
+
+/// A query of the id of the first job of queue `?2` in `state` at time
+/// `?1` (see `Store::peek`).
+pub(crate) fn peek_sql(state: JobState) -> Result<&'static str> {
+    static READY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    Ok(match state {
+        JobState::Ready => {
+            READY.get_or_init(|| format!("SELECT id FROM ({READY_CANDIDATES}) ORDER BY priority, id LIMIT 1"))
+        }
+        JobState::Scheduled => {
+            "SELECT id FROM jobs WHERE queue = ?2 AND state = 3 AND run_at > ?1 ORDER BY run_at, id LIMIT 1"
+        }
+        // run_at of a dead row is when it died; of a reserved row, when
+        // its lease ends (so when an expired last lease made it dead).
+        JobState::Dead => {
+            "SELECT id FROM jobs WHERE queue = ?2
+                AND (state = 2 OR (state = 1 AND run_at <= ?1 AND attempts >= max_attempts))
+              ORDER BY run_at, id LIMIT 1"
+        }
+        JobState::Reserved | JobState::Done => {
+            return Err(Error::invalid(format!("peek: no peek of {state} jobs (ready, scheduled or dead)")))
+        }
+    })
 }
 
 /// Removes a job that is not currently delivered.
