@@ -1,7 +1,7 @@
 //! One client connection: reads command lines and job bodies, answers each
 //! command in order, and keeps the connection's beanstalkd state (the tube
 //! it uses, the tubes it watches, the jobs it holds reserved). Store calls
-//! run on tokio's blocking pool; a waiting reserve waits in slices of at
+//! run on the store threads (`pool`); a waiting reserve waits in slices of at
 //! most a second while it watches the socket, so a job is never kept for a
 //! client that left. On disconnect the held jobs are released at once.
 
@@ -17,6 +17,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::parse::{self, Command, Frame, Refusal, LINE_MAX};
+use super::pool::blocking;
 use super::server::{urgent_count, Server};
 use super::stats;
 
@@ -27,8 +28,8 @@ const SLICE: Duration = Duration::from_secs(1);
 /// reserve answers DEADLINE_SOON instead of waiting.
 const SAFETY_MARGIN: Duration = Duration::from_secs(1);
 /// The most tubes one connection may watch: what one `reserve_any` takes.
-pub const MAX_WATCHED: usize = 64;
-/// jobq's largest delay or lease (limits::MAX_DELAY_MS, ~3 years).
+pub const MAX_WATCHED: usize = jobq::MAX_RESERVE_ANY;
+/// jobq's largest delay or lease (its limits::MAX_DELAY_MS, ~3 years).
 const MAX_MS: u64 = 100_000_000_000;
 /// Input read ahead while a reserve waits (pipelined commands); past it the
 /// connection stops reading until the reserve answers.
@@ -60,17 +61,10 @@ struct Conn {
     worker: bool,
 }
 
-/// Runs a blocking store call on tokio's blocking pool; a panic in it is an internal error.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> jobq::Result<T> + Send + 'static) -> jobq::Result<T> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(Error::Internal(format!("store call failed: {e}"))))
-}
-
 /// Leases the ready job with the smallest (priority, id) of `tubes`.
 fn reserve_over(q: &Queue, tubes: &[String], timeout: Option<Duration>) -> jobq::Result<Option<Job>> {
-    match tubes {
-        [one] => q.reserve(one, timeout),
-        _ => Err(Error::Internal("reserve over several tubes needs Queue::reserve_any".into())),
-    }
+    let names: Vec<&str> = tubes.iter().map(String::as_str).collect();
+    q.reserve_any(&names, timeout)
 }
 
 fn now_ms() -> i64 {
@@ -350,14 +344,20 @@ impl Conn {
             }
             Command::PauseTube { tube, delay } => self.pause_tube(tube, delay).await,
             Command::Quit => Ok(false),
-            Command::ReserveJob(_)
-            | Command::Release { .. }
-            | Command::Bury { .. }
-            | Command::PeekReady
-            | Command::PeekDelayed
-            | Command::PeekBuried
-            | Command::Kick(_)
-            | Command::KickJob(_) => self.send(b"UNKNOWN_COMMAND\r\n").await,
+            Command::ReserveJob(id) => self.reserve_job(id).await,
+            Command::Release { id, pri, delay } => self.release(id, pri, delay).await,
+            Command::Bury { id, pri } => self.bury(id, pri).await,
+            Command::PeekReady => self.peek_next(JobState::Ready).await,
+            Command::PeekDelayed => self.peek_next(JobState::Scheduled).await,
+            Command::PeekBuried => self.peek_next(JobState::Dead).await,
+            Command::Kick(bound) => self.kick(bound).await,
+            Command::KickJob(id) => {
+                let q = self.srv.queue.clone();
+                match blocking(move || q.kick_job(id)).await {
+                    Ok(()) => self.send(b"KICKED\r\n").await,
+                    Err(e) => self.not_found_or_internal(&e).await,
+                }
+            }
         }
     }
 
@@ -497,7 +497,8 @@ impl Conn {
             }
             let q = self.srv.queue.clone();
             let tubes = self.watched.clone();
-            let mut task = tokio::task::spawn_blocking(move || reserve_over(&q, &tubes, Some(slice)));
+            let task = blocking(move || reserve_over(&q, &tubes, Some(slice)));
+            tokio::pin!(task);
             let result = loop {
                 let room = !self.eof && self.buf.len() - self.start < WAIT_READ_AHEAD;
                 if room {
@@ -512,7 +513,6 @@ impl Conn {
                     }
                 }
             };
-            let result = result.unwrap_or_else(|e| Err(Error::Internal(format!("reserve failed: {e}"))));
             match result {
                 Ok(Some(job)) if self.eof => {
                     // Leased for a client that left: give it back now.
@@ -595,6 +595,122 @@ impl Conn {
                 }
                 self.not_found_or_internal(&e).await
             }
+        }
+    }
+
+    /// release and bury: a job this connection holds, its TTR not over.
+    async fn finish_held(
+        &mut self,
+        id: u64,
+        answer: &[u8],
+        op: impl FnOnce(&Job) -> jobq::Result<()> + Send + 'static,
+    ) -> io::Result<bool> {
+        let Some(job) = self.held_live(id) else { return self.send(b"NOT_FOUND\r\n").await };
+        let result = blocking(move || op(&job)).await;
+        if matches!(result, Ok(()) | Err(Error::State(_))) {
+            self.held.remove(&id);
+            self.srv.unhold(self.id, id);
+        }
+        match result {
+            Ok(()) => self.send(answer).await,
+            Err(e) => self.not_found_or_internal(&e).await,
+        }
+    }
+
+    async fn release(&mut self, id: u64, pri: u32, delay: u32) -> io::Result<bool> {
+        let (delay_ms, priority) = (seconds_to_ms(delay), parse::to_jobq_priority(pri));
+        self.finish_held(id, b"RELEASED\r\n", move |job| job.release_with_priority(delay_ms, priority)).await
+    }
+
+    async fn bury(&mut self, id: u64, pri: u32) -> io::Result<bool> {
+        let priority = parse::to_jobq_priority(pri);
+        self.finish_held(id, b"BURIED\r\n", move |job| job.bury_with_priority(None, priority)).await
+    }
+
+    /// peek-ready, peek-delayed, peek-buried: the next job of the used tube.
+    async fn peek_next(&mut self, state: JobState) -> io::Result<bool> {
+        let q = self.srv.queue.clone();
+        let tube = self.used.clone();
+        match blocking(move || q.peek(&tube, state)).await {
+            Ok(Some(job)) => self.send_job("FOUND", job.id, &job.payload).await,
+            Ok(None) => self.send(b"NOT_FOUND\r\n").await,
+            Err(e) => self.internal(&e).await,
+        }
+    }
+
+    /// Buried jobs of the used tube first (oldest first); if there are none,
+    /// the delayed ones that are due soonest.
+    async fn kick(&mut self, bound: u32) -> io::Result<bool> {
+        let q = self.srv.queue.clone();
+        let tube = self.used.clone();
+        let kicked = blocking(move || {
+            let buried = q.kick(&tube, u64::from(bound))?;
+            if buried > 0 || bound == 0 {
+                return Ok(buried);
+            }
+            let filter = jobq::JobFilter {
+                queue: Some(tube),
+                state: Some(JobState::Scheduled),
+                payload_max: Some(0),
+                ..jobq::JobFilter::default()
+            };
+            let mut delayed = q.list_jobs(&filter)?;
+            delayed.sort_unstable_by_key(|j| (j.run_at, j.id));
+            let mut kicked = 0;
+            for job in delayed.iter().take(bound as usize) {
+                match q.kick_job(job.id) {
+                    Ok(()) => kicked += 1,
+                    // Due meanwhile, or deleted: not kicked by us.
+                    Err(Error::NotFound(_) | Error::State(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(kicked)
+        })
+        .await;
+        match kicked {
+            Ok(n) => self.send(format!("KICKED {n}\r\n").as_bytes()).await,
+            Err(e) => self.internal(&e).await,
+        }
+    }
+
+    /// reserve-job: jobq leases only the head of a queue, so the job is
+    /// reserved when it is (or, buried or delayed, would be once kicked) the
+    /// next ready job of its tube; otherwise NOT_FOUND, and nothing changed.
+    async fn reserve_job(&mut self, id: u64) -> io::Result<bool> {
+        self.set_worker();
+        let q = self.srv.queue.clone();
+        let leased = blocking(move || {
+            let job = q.job(id)?;
+            if matches!(job.state, JobState::Reserved | JobState::Done) {
+                return Ok(None);
+            }
+            let head = q.peek(&job.queue, JobState::Ready)?;
+            let first = match &head {
+                Some(head) => (job.priority, job.id) <= (head.priority, head.id),
+                None => true,
+            };
+            if !first {
+                return Ok(None);
+            }
+            if job.state != JobState::Ready {
+                q.kick_job(id)?;
+            }
+            match q.reserve_any(&[job.queue.as_str()], Some(Duration::ZERO))? {
+                Some(got) if got.id() == id => Ok(Some(got)),
+                Some(other) => {
+                    // Another job came first meanwhile: give it back.
+                    other.release(0)?;
+                    Ok(None)
+                }
+                None => Ok(None),
+            }
+        })
+        .await;
+        match leased {
+            Ok(Some(job)) => self.deliver(job).await,
+            Ok(None) => self.send(b"NOT_FOUND\r\n").await,
+            Err(e) => self.not_found_or_internal(&e).await,
         }
     }
 
