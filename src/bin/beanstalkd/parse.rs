@@ -342,14 +342,14 @@ fn read_u32(s: &[u8]) -> Option<(u32, &[u8])> {
 /// A number that must end the line.
 fn read_u64_all(s: &[u8]) -> Result<u64, Refusal> {
     match read_u64(s) {
-        Some((value, rest)) if rest.is_empty() => Ok(value),
+        Some((value, [])) => Ok(value),
         _ => Err(Refusal::BadFormat),
     }
 }
 
 fn read_u32_all(s: &[u8]) -> Result<u32, Refusal> {
     match read_u32(s) {
-        Some((value, rest)) if rest.is_empty() => Ok(value),
+        Some((value, [])) => Ok(value),
         _ => Err(Refusal::BadFormat),
     }
 }
