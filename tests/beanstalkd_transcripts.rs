@@ -1,0 +1,138 @@
+//! Byte-for-byte protocol transcripts: jobq-beanstalkd against what the real
+//! beanstalkd 1.12 answered to the same client bytes.
+//!
+//! Each tests/beanstalkd/transcripts/NAME.txt is a sequence of client steps
+//! (commands, malformed lines, oversize lines, bad numbers, unknown commands,
+//! bodies without CRLF, several connections...); NAME.expected holds what
+//! beanstalkd answered, recorded with `JOBQ_BS_RECORD=1 cargo test --test
+//! beanstalkd_transcripts` (a fresh `beanstalkd -l 127.0.0.1 -p PORT`, no
+//! binlog, per transcript). The formats and the normalization (job ids, the
+//! stats values of the process, host and clock) are in
+//! tests/beanstalkd/transcripts/README.md.
+//!
+//! * `ours_match_the_recordings`: each transcript against a fresh
+//!   jobq-beanstalkd on a fresh SQLite file; every difference is listed.
+//! * `live_beanstalkd_matches_the_recordings`: each transcript against a
+//!   fresh real beanstalkd, so the recordings stay true (and with
+//!   JOBQ_BS_RECORD=1 rewrites them). Needs beanstalkd: it runs
+//!   scripts/install-deps.sh when it is missing, and fails if still missing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[path = "beanstalkd/support.rs"]
+mod support;
+#[path = "beanstalkd/transcript.rs"]
+mod transcript;
+
+use transcript::{Step, StepOut, Until};
+
+fn dir() -> PathBuf {
+    support::root().join("tests/beanstalkd/transcripts")
+}
+
+/// (name, steps, recorded outputs) of every transcript.
+fn load(need_expected: bool) -> Vec<(String, Vec<Step>, Option<Vec<StepOut>>)> {
+    let mut names: Vec<String> = std::fs::read_dir(dir())
+        .expect("tests/beanstalkd/transcripts")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".txt").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "too few transcripts in {}: {names:?}", dir().display());
+    let mut all = Vec::new();
+    for name in names {
+        let text = std::fs::read_to_string(dir().join(format!("{name}.txt"))).unwrap();
+        let steps = transcript::parse(&text).unwrap_or_else(|e| panic!("{name}.txt: {e}"));
+        let exp_path = dir().join(format!("{name}.expected"));
+        let expected = match std::fs::read_to_string(&exp_path) {
+            Ok(t) => {
+                let (srcs, outs) = transcript::parse_expected(&t).unwrap_or_else(|e| panic!("{name}.expected: {e}"));
+                let now: Vec<&str> = steps.iter().map(|s| s.src.as_str()).collect();
+                if need_expected {
+                    assert_eq!(
+                        srcs, now,
+                        "{name}.expected was recorded from other steps than {name}.txt has now: record again \
+                         (JOBQ_BS_RECORD=1 cargo test --test beanstalkd_transcripts)"
+                    );
+                }
+                Some(outs)
+            }
+            Err(_) if need_expected => panic!(
+                "{} is missing: record it (JOBQ_BS_RECORD=1 cargo test --test beanstalkd_transcripts)",
+                exp_path.display()
+            ),
+            Err(_) => None,
+        };
+        all.push((name, steps, expected));
+    }
+    all
+}
+
+fn recording() -> bool {
+    std::env::var("JOBQ_BS_RECORD").is_ok_and(|v| v == "1")
+}
+
+const HEADER: &str =
+    "# Recorded from beanstalkd 1.12 (-l 127.0.0.1 -p PORT, no binlog) by tests/beanstalkd_transcripts.rs\n\
+# (JOBQ_BS_RECORD=1); normalized as tests/beanstalkd/transcripts/README.md says. Do not edit by hand.\n";
+
+#[test]
+fn live_beanstalkd_matches_the_recordings() {
+    let record = recording();
+    let mut failures = Vec::new();
+    for (name, steps, expected) in load(!record) {
+        let mut server = support::start_beanstalkd(&[]);
+        let until = match (&expected, record) {
+            (Some(exp), false) => Until::Expected(exp),
+            _ => Until::Idle(Duration::from_millis(150)),
+        };
+        let outs = transcript::run(server.addr, &steps, until).unwrap_or_else(|e| panic!("{name} on beanstalkd: {e}"));
+        server.kill();
+        let got = transcript::render(&steps, &outs);
+        if record {
+            std::fs::write(dir().join(format!("{name}.expected")), format!("{HEADER}{got}")).unwrap();
+            println!("recorded {name}");
+            continue;
+        }
+        let want = transcript::render(&steps, expected.as_ref().unwrap());
+        if got != want {
+            failures.push(format!(
+                "{name}: live beanstalkd differs from {name}.expected\n{}",
+                transcript::step_diff(&steps, expected.as_ref().unwrap(), &outs, "recorded", "live beanstalkd")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{} transcript(s) differ:\n\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn ours_match_the_recordings() {
+    let scratch = support::scratch("transcripts");
+    let _cleanup = support::RemoveOnDrop(scratch.clone());
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for (name, steps, expected) in load(true) {
+        let expected = expected.unwrap();
+        let store = scratch.join(format!("{name}.db"));
+        let mut server = support::start_ours(&support::path_str(&store), &[]);
+        let outs = transcript::run(server.addr, &steps, Until::Expected(&expected));
+        let stderr = server.kill();
+        let outs = outs.unwrap_or_else(|e| panic!("{name} on jobq-beanstalkd: {e}\nserver stderr:\n{stderr}"));
+        count += 1;
+        let got = transcript::render(&steps, &outs);
+        let want = transcript::render(&steps, &expected);
+        if got != want {
+            // The whole of ours, to compare with NAME.expected by eye.
+            let out = scratch.with_file_name(format!("transcript-{name}.jobq"));
+            let _ = std::fs::write(&out, &got);
+            failures.push(format!(
+                "{name}: jobq-beanstalkd differs from beanstalkd ({} has all of ours)\n{}",
+                out.display(),
+                transcript::step_diff(&steps, &expected, &outs, "beanstalkd", "jobq-beanstalkd")
+            ));
+        }
+    }
+    println!("{count} transcripts run, {} differ", failures.len());
+    assert!(failures.is_empty(), "{} of {count} transcript(s) differ:\n\n{}", failures.len(), failures.join("\n"));
+}
