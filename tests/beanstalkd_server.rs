@@ -236,6 +236,13 @@ fn peek_kick_bury_release(postgres: bool) {
     c.expect("bury 1 0\r\n", "BURIED\r\n");
     c.expect("kick-job 1\r\n", "KICKED\r\n");
     c.expect("peek-ready\r\n", "FOUND 1 3\r\nabc\r\n");
+    // The counts jobq does not keep, as this server saw them.
+    let one = c.yaml("stats-job 1\r\n");
+    let counts: Vec<&str> =
+        ["reserves", "timeouts", "releases", "buries", "kicks", "delay"].iter().map(|k| value(&one, k)).collect();
+    assert_eq!(counts, ["2", "0", "1", "1", "2", "100"], "{one}");
+    let three = c.yaml("stats-job 3\r\n");
+    assert_eq!((value(&three, "buries"), value(&three, "kicks")), ("1", "1"), "{three}");
 }
 
 fn errors_and_line_limits(postgres: bool) {
@@ -399,7 +406,8 @@ fn tubes_and_watches(postgres: bool) {
     c.expect("watch b\r\n", "WATCHING 3\r\n");
     c.expect("ignore default\r\n", "WATCHING 2\r\n");
     c.expect("ignore nosuch\r\n", "WATCHING 2\r\n");
-    assert_eq!(c.yaml("list-tubes-watched\r\n"), "---\n- a\n- b\n");
+    // As in beanstalkd, the last watched tube took the place of the ignored one.
+    assert_eq!(c.yaml("list-tubes-watched\r\n"), "---\n- b\n- a\n");
     // The smallest priority over the watched tubes.
     c.expect("reserve\r\n", "RESERVED 2 1\r\nb\r\n");
     c.expect("reserve\r\n", "RESERVED 1 1\r\na\r\n");
@@ -544,6 +552,8 @@ fn deadline_soon(postgres: bool) {
     c.expect("release 1 0 0\r\n", "NOT_FOUND\r\n");
     let mut other = srv.connect();
     other.expect("reserve-with-timeout 2\r\n", "RESERVED 1 1\r\nx\r\n");
+    assert_eq!(value(&other.yaml("stats-job 1\r\n"), "timeouts"), "1");
+    assert_eq!(value(&other.yaml("stats\r\n"), "job-timeouts"), "1");
 }
 
 fn pause_tube(postgres: bool) {

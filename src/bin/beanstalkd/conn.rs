@@ -254,7 +254,8 @@ impl Conn {
                     if self.watched.len() < 2 {
                         return self.send(b"NOT_IGNORED\r\n").await;
                     }
-                    self.watched.remove(i);
+                    // As beanstalkd: the last watched tube takes its place.
+                    self.watched.swap_remove(i);
                     self.srv.with_tube(tube, |t| t.watching = t.watching.saturating_sub(1));
                 }
                 self.send(format!("WATCHING {}\r\n", self.watched.len()).as_bytes()).await
@@ -275,9 +276,14 @@ impl Conn {
                 }
             }
             Command::StatsJob(id) => {
+                self.prune_expired();
+                self.srv.expire_held(Some(id));
                 let q = self.srv.queue.clone();
                 match blocking(move || q.job(id)).await {
-                    Ok(job) if job.state != JobState::Done => self.send_yaml(&stats::job_stats(&job, now_ms())).await,
+                    Ok(job) if job.state != JobState::Done => {
+                        let yaml = stats::job_stats(&job, self.srv.notes(id), now_ms());
+                        self.send_yaml(&yaml).await
+                    }
                     Ok(_) => self.send(b"NOT_FOUND\r\n").await,
                     Err(e) => self.not_found_or_internal(&e).await,
                 }
@@ -301,6 +307,8 @@ impl Conn {
                 }
             }
             Command::Stats => {
+                self.prune_expired();
+                self.srv.expire_held(None);
                 let srv = self.srv.clone();
                 let answer = blocking(move || {
                     let queues = store_queues(&srv.queue)?;
@@ -354,7 +362,10 @@ impl Conn {
             Command::KickJob(id) => {
                 let q = self.srv.queue.clone();
                 match blocking(move || q.kick_job(id)).await {
-                    Ok(()) => self.send(b"KICKED\r\n").await,
+                    Ok(()) => {
+                        self.srv.note(id, |n| n.kicks += 1);
+                        self.send(b"KICKED\r\n").await
+                    }
                     Err(e) => self.not_found_or_internal(&e).await,
                 }
             }
@@ -401,6 +412,9 @@ impl Conn {
         // INSERTED only once the put is durable (the store's durability).
         match blocking(move || q.put(&tube, &body, &opts)).await {
             Ok(put) => {
+                if delay > 0 {
+                    self.srv.note(put.id(), |n| n.delay = delay);
+                }
                 self.srv.total_jobs.fetch_add(1, Relaxed);
                 self.srv.with_tube(&self.used, |t| t.total_jobs += 1);
                 self.send(format!("INSERTED {}\r\n", put.id()).as_bytes()).await
@@ -424,7 +438,9 @@ impl Conn {
         let expired: Vec<u64> = self.held.iter().filter(|(_, h)| h.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             self.held.remove(&id);
-            self.srv.unhold(self.id, id);
+            if self.srv.unhold(self.id, id) {
+                self.srv.timed_out(id);
+            }
         }
     }
 
@@ -530,7 +546,8 @@ impl Conn {
     async fn deliver(&mut self, job: Job) -> io::Result<bool> {
         let job = Arc::new(job);
         let deadline = Instant::now() + Duration::from_millis(job.lease_ms());
-        self.srv.hold(self.id, job.clone());
+        self.srv.hold(self.id, job.clone(), deadline);
+        self.srv.note(job.id(), |n| n.reserves += 1);
         let written = self.send_job("RESERVED", job.id(), job.payload()).await;
         self.held.insert(job.id(), Held { job, deadline });
         written
@@ -542,6 +559,7 @@ impl Conn {
             let job = held.job.clone();
             match blocking(move || job.ack()).await {
                 Ok(()) => {
+                    self.srv.forget(id);
                     self.srv.with_tube(held.job.queue(), |t| t.cmd_delete += 1);
                     return self.send(b"DELETED\r\n").await;
                 }
@@ -564,6 +582,7 @@ impl Conn {
         .await;
         match deleted {
             Ok(tube) => {
+                self.srv.forget(id);
                 self.srv.with_tube(&tube, |t| t.cmd_delete += 1);
                 self.send(b"DELETED\r\n").await
             }
@@ -585,6 +604,7 @@ impl Conn {
             Ok(()) => {
                 if let Some(h) = self.held.get_mut(&id) {
                     h.deadline = Instant::now() + lease;
+                    self.srv.hold(self.id, h.job.clone(), h.deadline);
                 }
                 self.send(b"TOUCHED\r\n").await
             }
@@ -598,33 +618,47 @@ impl Conn {
         }
     }
 
-    /// release and bury: a job this connection holds, its TTR not over.
+    /// release and bury: a job this connection holds, its TTR not over
+    /// (`None`: it holds no such job).
     async fn finish_held(
         &mut self,
         id: u64,
-        answer: &[u8],
         op: impl FnOnce(&Job) -> jobq::Result<()> + Send + 'static,
-    ) -> io::Result<bool> {
-        let Some(job) = self.held_live(id) else { return self.send(b"NOT_FOUND\r\n").await };
+    ) -> Option<jobq::Result<()>> {
+        let job = self.held_live(id)?;
         let result = blocking(move || op(&job)).await;
         if matches!(result, Ok(()) | Err(Error::State(_))) {
             self.held.remove(&id);
             self.srv.unhold(self.id, id);
         }
-        match result {
-            Ok(()) => self.send(answer).await,
-            Err(e) => self.not_found_or_internal(&e).await,
-        }
+        Some(result)
     }
 
     async fn release(&mut self, id: u64, pri: u32, delay: u32) -> io::Result<bool> {
         let (delay_ms, priority) = (seconds_to_ms(delay), parse::to_jobq_priority(pri));
-        self.finish_held(id, b"RELEASED\r\n", move |job| job.release_with_priority(delay_ms, priority)).await
+        match self.finish_held(id, move |job| job.release_with_priority(delay_ms, priority)).await {
+            Some(Ok(())) => {
+                self.srv.note(id, |n| {
+                    n.releases += 1;
+                    n.delay = delay;
+                });
+                self.send(b"RELEASED\r\n").await
+            }
+            Some(Err(e)) => self.not_found_or_internal(&e).await,
+            None => self.send(b"NOT_FOUND\r\n").await,
+        }
     }
 
     async fn bury(&mut self, id: u64, pri: u32) -> io::Result<bool> {
         let priority = parse::to_jobq_priority(pri);
-        self.finish_held(id, b"BURIED\r\n", move |job| job.bury_with_priority(None, priority)).await
+        match self.finish_held(id, move |job| job.bury_with_priority(None, priority)).await {
+            Some(Ok(())) => {
+                self.srv.note(id, |n| n.buries += 1);
+                self.send(b"BURIED\r\n").await
+            }
+            Some(Err(e)) => self.not_found_or_internal(&e).await,
+            None => self.send(b"NOT_FOUND\r\n").await,
+        }
     }
 
     /// peek-ready, peek-delayed, peek-buried: the next job of the used tube.
@@ -639,37 +673,47 @@ impl Conn {
     }
 
     /// Buried jobs of the used tube first (oldest first); if there are none,
-    /// the delayed ones that are due soonest.
+    /// the delayed ones that are due soonest. One kick_job each, so that
+    /// the kicked jobs are known (their kick counts).
     async fn kick(&mut self, bound: u32) -> io::Result<bool> {
         let q = self.srv.queue.clone();
         let tube = self.used.clone();
         let kicked = blocking(move || {
-            let buried = q.kick(&tube, u64::from(bound))?;
-            if buried > 0 || bound == 0 {
-                return Ok(buried);
-            }
-            let filter = jobq::JobFilter {
-                queue: Some(tube),
-                state: Some(JobState::Scheduled),
-                payload_max: Some(0),
-                ..jobq::JobFilter::default()
-            };
-            let mut delayed = q.list_jobs(&filter)?;
-            delayed.sort_unstable_by_key(|j| (j.run_at, j.id));
-            let mut kicked = 0;
-            for job in delayed.iter().take(bound as usize) {
-                match q.kick_job(job.id) {
-                    Ok(()) => kicked += 1,
-                    // Due meanwhile, or deleted: not kicked by us.
-                    Err(Error::NotFound(_) | Error::State(_)) => {}
-                    Err(e) => return Err(e),
+            let mut kicked = Vec::new();
+            for state in [JobState::Dead, JobState::Scheduled] {
+                let filter = jobq::JobFilter {
+                    queue: Some(tube.clone()),
+                    state: Some(state),
+                    payload_max: Some(0),
+                    ..jobq::JobFilter::default()
+                };
+                let mut jobs = q.list_jobs(&filter)?;
+                if jobs.is_empty() {
+                    continue;
                 }
+                jobs.sort_unstable_by_key(|j| (j.run_at, j.id));
+                for job in jobs.iter().take(bound as usize) {
+                    match q.kick_job(job.id) {
+                        Ok(()) => kicked.push(job.id),
+                        // Due, kicked or deleted meanwhile (or a dead job whose
+                        // unique key a live job holds): not kicked by us.
+                        Err(Error::NotFound(_) | Error::State(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                // Delayed jobs only when there were no buried ones.
+                break;
             }
             Ok(kicked)
         })
         .await;
         match kicked {
-            Ok(n) => self.send(format!("KICKED {n}\r\n").as_bytes()).await,
+            Ok(ids) => {
+                for id in &ids {
+                    self.srv.note(*id, |n| n.kicks += 1);
+                }
+                self.send(format!("KICKED {}\r\n", ids.len()).as_bytes()).await
+            }
             Err(e) => self.internal(&e).await,
         }
     }
@@ -722,7 +766,12 @@ impl Conn {
             if !srv.tubes(&queues).iter().any(|t| t.name == name) {
                 return Ok(false);
             }
-            srv.queue.pause(&name)?;
+            // beanstalkd pauses 0 s for 1 ns: over at once (a pause in force ends).
+            if delay == 0 {
+                srv.queue.resume(&name)?;
+            } else {
+                srv.queue.pause(&name)?;
+            }
             Ok(true)
         })
         .await;
@@ -731,20 +780,21 @@ impl Conn {
             Ok(false) => return self.send(b"NOT_FOUND\r\n").await,
             Err(e) => return self.internal(&e).await,
         }
-        // A pause of 0 s lasts 1 s, as in beanstalkd.
-        let seconds = u64::from(delay.max(1));
+        let seconds = u64::from(delay);
         let generation = self.srv.start_pause(tube, seconds);
-        let srv = self.srv.clone();
-        let name = tube.to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            if srv.end_pause(&name, generation) {
-                let q = srv.queue.clone();
-                if let Err(e) = blocking(move || q.resume(&name)).await {
-                    eprintln!("jobq-beanstalkd: resuming a paused tube: {e}");
+        if seconds > 0 {
+            let srv = self.srv.clone();
+            let name = tube.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                if srv.end_pause(&name, generation) {
+                    let q = srv.queue.clone();
+                    if let Err(e) = blocking(move || q.resume(&name)).await {
+                        eprintln!("jobq-beanstalkd: resuming a paused tube: {e}");
+                    }
                 }
-            }
-        });
+            });
+        }
         self.send(b"PAUSED\r\n").await
     }
 

@@ -1,7 +1,9 @@
 //! What the connections of one server share: the open `Queue`, beanstalkd's
 //! in-memory counters (cmd-*, connections, per-tube uses and watches), the
-//! timed pauses of `pause-tube`, and every job a connection holds reserved
-//! (so a shutdown can give them back).
+//! timed pauses of `pause-tube`, every job a connection holds reserved
+//! with its TTR deadline (so a shutdown can give them back, and a TTR that
+//! ran out counts as a timeout once), and beanstalkd's per-job counts that
+//! jobq does not keep (`JobNotes`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,9 +28,31 @@ pub struct Server {
     pub producers: AtomicU64,
     pub workers: AtomicU64,
     pub waiting: AtomicU64,
+    pub job_timeouts: AtomicU64,
     tubes: Mutex<Tubes>,
-    held: Mutex<HashMap<(u64, u64), Arc<Job>>>,
+    held: Mutex<HashMap<HeldKey, (Arc<Job>, Instant)>>,
+    notes: Mutex<HashMap<u64, JobNotes>>,
 }
+
+/// (connection id, job id) of a held job.
+type HeldKey = (u64, u64);
+
+/// What beanstalkd counts per job and jobq does not store: seen by this
+/// server only, since it started (stats-job shows them).
+#[derive(Default, Clone, Copy)]
+pub struct JobNotes {
+    /// The delay of the last put or release, in seconds.
+    pub delay: u32,
+    pub reserves: u32,
+    pub timeouts: u32,
+    pub releases: u32,
+    pub buries: u32,
+    pub kicks: u32,
+}
+
+/// Past this many noted jobs the notes start over (jobs deleted by other
+/// clients of the store are never forgotten otherwise).
+const MAX_NOTES: usize = 1_000_000;
 
 /// What the server knows of each tube beyond the store.
 #[derive(Default)]
@@ -97,8 +121,10 @@ impl Server {
             producers: AtomicU64::new(0),
             workers: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
+            job_timeouts: AtomicU64::new(0),
             tubes: Mutex::new(tubes),
             held: Mutex::new(HashMap::new()),
+            notes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,8 +182,9 @@ impl Server {
         views
     }
 
-    /// Records a pause of `tube` until now + `seconds`; returns its generation
-    /// (the timer that ends it resumes the tube only if it is still the latest).
+    /// Records a pause of `tube` until now + `seconds` (0: none in force);
+    /// returns its generation (the timer that ends it resumes the tube only
+    /// if it is still the latest).
     pub fn start_pause(&self, tube: &str, seconds: u64) -> u64 {
         let mut tubes = lock(&self.tubes);
         tubes.pause_generation += 1;
@@ -168,8 +195,8 @@ impl Server {
         }
         if let Some(state) = tubes.by_name.get_mut(tube) {
             state.cmd_pause += 1;
-            let until = Instant::now() + Duration::from_secs(seconds);
-            state.pause = Some(Pause { seconds, until, generation });
+            let until = Instant::now().checked_add(Duration::from_secs(seconds));
+            state.pause = until.filter(|_| seconds > 0).map(|until| Pause { seconds, until, generation });
         }
         generation
     }
@@ -186,17 +213,61 @@ impl Server {
         }
     }
 
-    pub fn hold(&self, conn: u64, job: Arc<Job>) {
-        lock(&self.held).insert((conn, job.id()), job);
+    /// Records that connection `conn` holds `job` until `deadline` (its TTR).
+    pub fn hold(&self, conn: u64, job: Arc<Job>, deadline: Instant) {
+        lock(&self.held).insert((conn, job.id()), (job, deadline));
     }
 
-    pub fn unhold(&self, conn: u64, id: u64) {
-        lock(&self.held).remove(&(conn, id));
+    /// Whether `conn` held job `id` (and no longer does).
+    pub fn unhold(&self, conn: u64, id: u64) -> bool {
+        lock(&self.held).remove(&(conn, id)).is_some()
+    }
+
+    /// Counts a timeout for each held job (of id `only`, or all) whose TTR
+    /// ran out, once: the first to notice takes it out of the held jobs.
+    pub fn expire_held(&self, only: Option<u64>) {
+        let now = Instant::now();
+        let mut held = lock(&self.held);
+        let expired: Vec<(u64, u64)> = held
+            .iter()
+            .filter(|((_, id), (_, deadline))| only.is_none_or(|o| o == *id) && *deadline <= now)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &expired {
+            held.remove(key);
+        }
+        drop(held);
+        for (_, id) in expired {
+            self.timed_out(id);
+        }
+    }
+
+    /// A held job's TTR ran out (noticed once).
+    pub fn timed_out(&self, id: u64) {
+        self.job_timeouts.fetch_add(1, Relaxed);
+        self.note(id, |n| n.timeouts += 1);
     }
 
     /// Every job held by a connection, taken out (at shutdown).
     pub fn take_held(&self) -> Vec<Arc<Job>> {
-        lock(&self.held).drain().map(|(_, job)| job).collect()
+        lock(&self.held).drain().map(|(_, (job, _))| job).collect()
+    }
+
+    pub fn note(&self, id: u64, f: impl FnOnce(&mut JobNotes)) {
+        let mut notes = lock(&self.notes);
+        if notes.len() >= MAX_NOTES && !notes.contains_key(&id) {
+            notes.clear();
+        }
+        f(notes.entry(id).or_default());
+    }
+
+    pub fn notes(&self, id: u64) -> Option<JobNotes> {
+        lock(&self.notes).get(&id).copied()
+    }
+
+    /// The job is gone (deleted).
+    pub fn forget(&self, id: u64) {
+        lock(&self.notes).remove(&id);
     }
 }
 

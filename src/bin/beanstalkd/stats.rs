@@ -9,7 +9,7 @@ use std::time::Instant;
 use jobq::{JobInfo, JobState};
 
 use super::parse::{from_jobq_priority, Op};
-use super::server::{Server, TubeView};
+use super::server::{JobNotes, Server, TubeView};
 
 /// beanstalkd's binlog-max-size default, shown although there is no binlog.
 const BINLOG_MAX_SIZE: u64 = 10_485_760;
@@ -38,8 +38,7 @@ pub fn server_stats(srv: &Server, totals: &Totals, tubes: usize) -> String {
         kv(key, &srv.op_count(op));
     }
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    // jobq keeps no count of lease expiries.
-    kv("job-timeouts", &0);
+    kv("job-timeouts", &load(&srv.job_timeouts));
     kv("total-jobs", &load(&srv.total_jobs));
     kv("max-job-size", &srv.max_job_size);
     kv("current-tubes", &tubes);
@@ -109,14 +108,18 @@ pub fn state_name(state: JobState) -> Option<&'static str> {
     }
 }
 
-/// `now_ms`: Unix ms. jobq keeps no per-job timeout, release, bury or kick
-/// counts (0), and no binlog (file 0); reserves are the job's attempts.
-pub fn job_stats(job: &JobInfo, now_ms: i64) -> String {
+/// `now_ms`: Unix ms. The counts jobq does not keep come from `notes`
+/// (what this server saw; 0 without); reserves are at least the job's
+/// attempts; no binlog (file 0).
+pub fn job_stats(job: &JobInfo, notes: Option<JobNotes>, now_ms: i64) -> String {
+    let notes = notes.unwrap_or_default();
     let state = state_name(job.state).unwrap_or("invalid");
     let secs = |ms: i64| ms / 1000;
-    // The delay of the last put or release: run_at - updated_at while the
-    // job waits for it (or waited, and was not leased since).
+    // The delay of the last put or release: noted by this server, else
+    // run_at - updated_at while the job waits for it (or waited, and was
+    // not leased since).
     let delay = match job.state {
+        _ if notes.delay > 0 => i64::from(notes.delay),
         JobState::Scheduled => secs(job.run_at - job.updated_at),
         JobState::Ready if job.lease_until.is_none() && job.run_at > job.updated_at => {
             secs(job.run_at - job.updated_at)
@@ -141,11 +144,11 @@ pub fn job_stats(job: &JobInfo, now_ms: i64) -> String {
     kv("ttr", &(job.lease_ms / 1000));
     kv("time-left", &time_left);
     kv("file", &0);
-    kv("reserves", &job.attempts);
-    kv("timeouts", &0);
-    kv("releases", &0);
-    kv("buries", &0);
-    kv("kicks", &0);
+    kv("reserves", &job.attempts.max(notes.reserves));
+    kv("timeouts", &notes.timeouts);
+    kv("releases", &notes.releases);
+    kv("buries", &notes.buries);
+    kv("kicks", &notes.kicks);
     s
 }
 
