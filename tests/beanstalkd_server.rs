@@ -161,6 +161,7 @@ on_both!(
     pause_tube,
     idle_and_half_sent_connections_do_not_block_others,
     delete_by_others_and_reserve_job,
+    sigterm_gives_held_jobs_back,
 );
 
 fn producer_and_worker_replies(postgres: bool) {
@@ -630,4 +631,22 @@ fn delete_by_others_and_reserve_job(postgres: bool) {
     b.expect("reserve-job 2\r\n", "RESERVED 2 1\r\ny\r\n");
     a.expect("delete 1\r\n", "DELETED\r\n");
     b.expect("delete 2\r\n", "DELETED\r\n");
+}
+
+fn sigterm_gives_held_jobs_back(postgres: bool) {
+    let mut srv = Server::start(postgres);
+    let mut c = srv.connect();
+    c.expect("put 0 0 100 1\r\nx\r\n", "INSERTED 1\r\n");
+    c.expect("reserve\r\n", "RESERVED 1 1\r\nx\r\n");
+    let q = srv.queue();
+    assert!(q.reserve("default", Some(Duration::ZERO)).unwrap().is_none());
+    let killed = Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = srv.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // Ready at once, not after the TTR of 100 s.
+    let job = q.reserve("default", Some(Duration::from_secs(5))).unwrap().unwrap();
+    assert_eq!(job.id(), 1);
+    job.ack().unwrap();
+    q.close().unwrap();
 }
