@@ -475,7 +475,8 @@ impl Conn {
         if self.soonest_margin().is_some_and(|m| Instant::now() >= m) {
             return self.send(b"DEADLINE_SOON\r\n").await;
         }
-        if timeout == Some(Duration::ZERO) {
+        // A half-closed client waits for nothing (beanstalkd: TIMED_OUT).
+        if timeout == Some(Duration::ZERO) || self.eof {
             return self.send(b"TIMED_OUT\r\n").await;
         }
         self.wr.flush().await?;
