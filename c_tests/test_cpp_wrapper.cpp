@@ -305,6 +305,64 @@ static void test_batched_calls(const char *dir) {
   mixed[1].ack();
 }
 
+static void test_beanstalk_ops(const char *dir) {
+  Queue q(check_path(dir, "ops.db"), R"({"backoff_base_ms": 60000, "backoff_jitter": 0})");
+  PutOptions low;
+  low.priority = 5;
+  std::uint64_t a = q.put("a", "a", low);
+  std::uint64_t b = q.put("b", "b");
+  std::uint64_t c = q.put("c", "c");
+
+  // reserve_any: the smallest (priority, id) across the queues.
+  std::optional<Job> job = q.reserve_any({"a", "b"});
+  CHECK(job && job->id() == b && job->queue() == "b");
+  if (!job) return;
+  // Released with a larger priority: a (5) now comes before it.
+  job->release_with_priority(0, 9);
+  CHECK_THROWS(job->release_with_priority(0, 1), JOBQ_E_STATE);
+  CHECK(q.peek("b", "ready") == std::optional<std::uint64_t>(b));
+  std::vector<std::string> names = {"b", "a"};
+  job = q.reserve_any(names);
+  CHECK(job && job->id() == a);
+  if (!job) return;
+  // Buried with a small priority, then kicked: first again.
+  job->bury_with_priority("later", -1);
+  CHECK(q.peek("a", "dead") == std::optional<std::uint64_t>(a));
+  CHECK(!q.peek("a", "ready"));
+  q.kick_job(a);
+  CHECK_THROWS(q.kick_job(a), JOBQ_E_STATE);
+  CHECK_THROWS(q.kick_job(a + 1000), JOBQ_E_NOT_FOUND);
+  job = q.reserve_any({"a", "b", "c"}, 100);
+  CHECK(job && job->id() == a && job->attempt() == 1);
+  if (job) job->ack();
+  job = q.reserve_any({"b", "c"});
+  CHECK(job && job->id() == c);  // priority 0 < b's 9
+  if (job) job->ack();
+  job = q.reserve_any({"b"});
+  CHECK(job && job->id() == b);
+  if (job) job->bury_with_priority(nullptr, 0);
+
+  // A scheduled job: peek, kick, deliver.
+  PutOptions later;
+  later.delay_ms = 600000;
+  std::uint64_t d = q.put("c", "d", later);
+  CHECK(q.peek("c", "scheduled") == std::optional<std::uint64_t>(d));
+  q.kick_job(d);
+  CHECK(!q.peek("c", "scheduled"));
+  job = q.reserve_any({"c"}, 100);
+  CHECK(job && job->id() == d);
+  if (job) job->ack();
+
+  // Nothing ready: std::nullopt after the timeout; bad input throws.
+  CHECK(!q.reserve_any({"a", "c"}, 20));
+  CHECK_THROWS(q.reserve_any(std::vector<std::string>()), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.reserve_any({"a", ""}), JOBQ_E_INVALID_ARG);
+  std::vector<std::string> too_many(JOBQ_RESERVE_ANY_MAX + 1, "a");
+  CHECK_THROWS(q.reserve_any(too_many), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.peek("a", "reserved"), JOBQ_E_INVALID_ARG);
+  CHECK_THROWS(q.peek("", "ready"), JOBQ_E_INVALID_ARG);
+}
+
 static void test_workers(const char *dir) {
   Queue q(check_path(dir, "work.db"), R"({"backoff_base_ms": 1, "backoff_jitter": 0, "max_attempts": 3})");
   std::atomic<int> done{0}, thrown{0}, foreign{0}, buried{0}, max_attempt{0};
@@ -477,6 +535,7 @@ int main(int argc, char **argv) {
     test_version_and_errors(argv[1]);
     test_queue_and_jobs(argv[1]);
     test_batched_calls(argv[1]);
+    test_beanstalk_ops(argv[1]);
     test_workers(argv[1]);
     test_watch(argv[1]);
     test_results(argv[1]);

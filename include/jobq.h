@@ -50,6 +50,11 @@
 #define JOBQ_RESERVE_MANY_MAX 1000
 
 /**
+ * The most queue names jobq_reserve_any takes in one call.
+ */
+#define JOBQ_RESERVE_ANY_MAX 64
+
+/**
  * The longest schedule name jobq_schedule accepts, in bytes.
  */
 #define JOBQ_SCHEDULE_NAME_MAX 1024
@@ -66,7 +71,7 @@
 typedef enum jobq_status {
   JOBQ_OK = 0,
   /**
-   * jobq_reserve, jobq_reserve_many, jobq_ack_reserve: nothing became available in time.
+   * jobq_reserve, jobq_reserve_many, jobq_reserve_any, jobq_ack_reserve: nothing became available in time.
    */
   JOBQ_TIMEOUT = 1,
   /**
@@ -82,7 +87,7 @@ typedef enum jobq_status {
    */
   JOBQ_E_HANDLE = -2,
   /**
-   * No job with this id.
+   * No job with this id (jobq_peek: no job of the queue in that state).
    */
   JOBQ_E_NOT_FOUND = -3,
   /**
@@ -306,6 +311,15 @@ enum jobq_status jobq_fail(struct jobq_job *job, const char *reason);
 enum jobq_status jobq_release(struct jobq_job *job, uint64_t delay_ms);
 
 /**
+ * Like jobq_release(job, delay_ms), and the job's priority becomes
+ * `priority` (smaller runs first), stored with the release in one
+ * statement. JOBQ_E_STATE, changing nothing (priority included), if this
+ * delivery is no longer current; delay_ms over the largest delay
+ * jobq_put accepts: JOBQ_E_INVALID_ARG, nothing changed.
+ */
+enum jobq_status jobq_release_priority(struct jobq_job *job, uint64_t delay_ms, int32_t priority);
+
+/**
  * Extends the lease to now + `lease_ms` (0 = the job's lease_ms).
  */
 enum jobq_status jobq_touch(struct jobq_job *job, uint64_t lease_ms);
@@ -314,6 +328,14 @@ enum jobq_status jobq_touch(struct jobq_job *job, uint64_t lease_ms);
  * Dead now; `reason` (nullable) is kept as its last error. jobq_kick revives it.
  */
 enum jobq_status jobq_bury(struct jobq_job *job, const char *reason);
+
+/**
+ * Like jobq_bury(job, reason), and the job's priority becomes `priority`,
+ * stored with the bury in one statement (a kick later brings it back with
+ * that priority). JOBQ_E_STATE, changing nothing, if this delivery is no
+ * longer current.
+ */
+enum jobq_status jobq_bury_priority(struct jobq_job *job, const char *reason, int32_t priority);
 
 /**
  * Acks `job`'s delivery and leases the next ready job of `queue` (any queue
@@ -441,6 +463,53 @@ enum jobq_status jobq_reserve(struct jobq *q, const char *queue, int64_t timeout
  * finish them one by one or with jobq_ack_many.
  */
 enum jobq_status jobq_reserve_many(struct jobq *q, const char *queue, size_t max, int64_t timeout_ms, struct jobq_job **out_jobs, size_t *out_n);
+
+/**
+ * Delivers the ready job with the smallest (priority, id) among the `n`
+ * queues named by `queues[0 .. n]` (ids are global to the store, so equal
+ * priorities go in put order whatever the queue), leased for its
+ * lease_ms, as jobq_reserve would deliver it from that queue: a paused
+ * queue (jobq_pause), or one whose limits (jobq_queue_config) hold it back,
+ * is passed over. A name given twice counts once. `timeout_ms`: 0 = don't
+ * wait, < 0 = wait forever, > 0 = up to that long; while nothing is ready
+ * it waits, and wakes on a put, release, kick or resume in any of the
+ * queues (from any process) and when a delay or lease in one of them ends.
+ * JOBQ_OK: *out is the job (its queue: jobq_job_queue; free it with
+ * jobq_job_free). JOBQ_TIMEOUT: nothing came in time, *out not written.
+ * JOBQ_E_INVALID_ARG, leasing nothing: `n` is 0 or more than
+ * JOBQ_RESERVE_ANY_MAX, `queues` is NULL, a name is NULL, not UTF-8, empty
+ * or too long (jobq_last_error names it, e.g. "queues[2]"), or `out` is NULL.
+ */
+enum jobq_status jobq_reserve_any(struct jobq *q, const char *const *queues, size_t n, int64_t timeout_ms, struct jobq_job **out);
+
+/**
+ * Kicks job `id`, of any queue: a dead job (buried, failed on its last
+ * attempt, or its last lease expired) becomes ready now with its attempts
+ * reset (as jobq_kick does), and a scheduled one (waiting for its delay or
+ * a retry backoff) becomes ready now with its attempts kept. Waiting
+ * reserves wake. JOBQ_E_NOT_FOUND: no such job (never stored, acked,
+ * cancelled or purged, or done past its keep time). JOBQ_E_STATE, changing
+ * nothing: the job is ready, reserved (with a live lease) or done, or it is
+ * dead and a live job of its queue now holds its unique_key.
+ */
+enum jobq_status jobq_kick_job(struct jobq *q, uint64_t id);
+
+/**
+ * Finds the next job of `queue` in `state`, without leasing or changing
+ * it, and writes its id to *out_id (non-NULL; see jobq_job_info for the
+ * rest of it). `state`:
+ *   "ready": the job jobq_reserve would deliver now, the smallest
+ *            (priority, id) among the ready ones (passed delays and expired
+ *            leases included); shown even while the queue is paused or
+ *            held back by its limits;
+ *   "scheduled": the one whose delay or retry backoff ends first
+ *            (smallest (run_at, id));
+ *   "dead": the one that died first (smallest (time of death, id)).
+ * JOBQ_E_NOT_FOUND when the queue has no job in that state (*out_id not
+ * written). JOBQ_E_INVALID_ARG: NULL or invalid queue name, NULL `state`
+ * or any other state string ("reserved" and "done" included), NULL `out_id`.
+ */
+enum jobq_status jobq_peek(struct jobq *q, const char *queue, const char *state, uint64_t *out_id);
 
 /**
  * Dead -> ready for up to `max` jobs of `queue`, oldest first, attempts

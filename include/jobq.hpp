@@ -20,6 +20,7 @@
  *     job = job->ack_and_reserve("mail", 1000);    // ack + next in one call
  *   }
  *   auto batch = q.reserve_many("mail", 16, 1000);  // up to 16 in one transaction
+ *   auto any = q.reserve_any({"mail", "sms"}, 1000); // smallest (priority, id) of both
  *   jobqpp::ack_many(batch);                        // per-job statuses
  *   jobqpp::Worker w = jobqpp::Worker::start(q, "mail", [](const jobqpp::JobView& j) {
  *     send(j.payload());                            // a throw here means JOBQ_RETRY
@@ -228,10 +229,20 @@ class Job {
   void fail(CStr reason = nullptr) { detail::check(::jobq_fail(job_.get(), reason.c_str())); }
   /** Give it back unfinished, not counted as a failure. */
   void release(std::uint64_t delay_ms = 0) { detail::check(::jobq_release(job_.get(), delay_ms)); }
+  /** jobq_release_priority: release(delay_ms), and the job's priority
+   * becomes `priority` (stored with the release). */
+  void release_with_priority(std::uint64_t delay_ms, std::int32_t priority) {
+    detail::check(::jobq_release_priority(job_.get(), delay_ms, priority));
+  }
   /** Extend the lease from now; 0 = the job's lease_ms. */
   void touch(std::uint64_t lease_ms = 0) { detail::check(::jobq_touch(job_.get(), lease_ms)); }
   /** Dead now; `reason` as for fail() (without one: jobq_bury(job, NULL)'s "buried"). */
   void bury(CStr reason = nullptr) { detail::check(::jobq_bury(job_.get(), reason.c_str())); }
+  /** jobq_bury_priority: bury(reason), and the job's priority becomes
+   * `priority` (a kick brings it back with it). */
+  void bury_with_priority(CStr reason, std::int32_t priority) {
+    detail::check(::jobq_bury_priority(job_.get(), reason.c_str(), priority));
+  }
   /**
    * jobq_ack_reserve: acks this job and leases the next ready job of `queue`
    * (of the same Queue) in one call, waiting up to timeout_ms like
@@ -355,6 +366,39 @@ class Queue {
     return jobs;
   }
 
+  /** jobq_reserve_any: the ready job with the smallest (priority, id)
+   * among `queues` (1 to JOBQ_RESERVE_ANY_MAX names; paused or limited
+   * queues are passed over), waiting up to timeout_ms like reserve();
+   * std::nullopt when nothing came. Its queue: Job::queue(). */
+  std::optional<Job> reserve_any(std::initializer_list<CStr> queues, std::int64_t timeout_ms = 0) {
+    std::vector<const char *> names;
+    names.reserve(queues.size());
+    for (const CStr &q : queues) names.push_back(q.c_str());
+    return reserve_any_impl(names, timeout_ms);
+  }
+  std::optional<Job> reserve_any(const std::vector<std::string> &queues, std::int64_t timeout_ms = 0) {
+    std::vector<const char *> names;
+    names.reserve(queues.size());
+    for (const std::string &q : queues) names.push_back(q.c_str());
+    return reserve_any_impl(names, timeout_ms);
+  }
+
+  /** jobq_kick_job: a dead or scheduled job -> ready now. Throws Error
+   * (JOBQ_E_NOT_FOUND: no such job; JOBQ_E_STATE: ready, reserved or done,
+   * or dead with its unique key held by a live job). */
+  void kick_job(std::uint64_t id) { detail::check(::jobq_kick_job(q_.get(), id)); }
+
+  /** jobq_peek: the id of the next job of `queue` in `state` ("ready",
+   * "scheduled" or "dead"), leasing nothing; std::nullopt when there is
+   * none (JOBQ_E_NOT_FOUND). Any other state throws Error (JOBQ_E_INVALID_ARG). */
+  std::optional<std::uint64_t> peek(CStr queue, CStr state) {
+    std::uint64_t id = 0;
+    jobq_status st = ::jobq_peek(q_.get(), queue.c_str(), state.c_str(), &id);
+    if (st == JOBQ_E_NOT_FOUND) return std::nullopt;
+    detail::check(st);
+    return id;
+  }
+
   /** Dead jobs back to ready, oldest first; returns how many. */
   std::uint64_t kick(CStr queue, std::uint64_t max) {
     std::uint64_t kicked = 0;
@@ -412,6 +456,14 @@ class Queue {
     std::uint64_t id = 0;
     jobq_status st = detail::check(::jobq_put(q_.get(), queue.c_str(), payload, len, &o, &id));
     return {id, st != JOBQ_DUPLICATE};
+  }
+
+  std::optional<Job> reserve_any_impl(const std::vector<const char *> &names, std::int64_t timeout_ms) {
+    ::jobq_job *job = nullptr;
+    const char *const *list = names.empty() ? nullptr : names.data();
+    jobq_status st = ::jobq_reserve_any(q_.get(), list, names.size(), timeout_ms, &job);
+    if (detail::check(st) != JOBQ_OK) return std::nullopt;
+    return std::optional<Job>(std::in_place, job);
   }
 
   std::unique_ptr<::jobq, detail::QueueCloser> q_;

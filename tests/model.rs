@@ -85,9 +85,23 @@ enum Op {
     },
     Ack(Index),
     Fail(Index),
-    Release(Index, u64),
+    /// A release with a delay, and with a new priority if given.
+    Release(Index, u64, Option<i32>),
     Touch(Index, u64),
-    Bury(Index),
+    /// A bury, with a new priority if given.
+    Bury(Index, Option<i32>),
+    /// `reserve_any` over the queues whose bits are set (bit 0: "a"; 0: both,
+    /// given twice).
+    ReserveAny {
+        mask: u8,
+    },
+    /// `kick_job` of an id in 0..=next_id (unused and removed ids included).
+    KickJob(Index),
+    /// `peek` of a queue in a state (0 ready, 1 scheduled, 2 dead).
+    Peek {
+        queue: usize,
+        state: u8,
+    },
     Kick {
         queue: usize,
         max: u64,
@@ -131,6 +145,11 @@ fn opts_strategy(key_weight: u32) -> impl Strategy<Value = Opts> {
         })
 }
 
+/// Mostly none (a plain release or bury), else a new priority.
+fn priority_change() -> impl Strategy<Value = Option<i32>> {
+    prop_oneof![2 => Just(None), 1 => (-3i32..4).prop_map(Some)]
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     // Mostly queue "a", so that one queue sees long histories.
     let queue = prop_oneof![3 => Just(0usize), 1 => Just(1usize)];
@@ -140,9 +159,12 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         8 => queue.clone().prop_map(|queue| Op::Reserve { queue }),
         2 => any::<Index>().prop_map(Op::Ack),
         2 => any::<Index>().prop_map(Op::Fail),
-        1 => (any::<Index>(), prop_oneof![Just(0u64), 1u64..150]).prop_map(|(i, d)| Op::Release(i, d)),
+        1 => (any::<Index>(), prop_oneof![Just(0u64), 1u64..150], priority_change()).prop_map(|(i, d, p)| Op::Release(i, d, p)),
         1 => (any::<Index>(), prop_oneof![Just(0u64), 1u64..300]).prop_map(|(i, l)| Op::Touch(i, l)),
-        2 => any::<Index>().prop_map(Op::Bury),
+        2 => (any::<Index>(), priority_change()).prop_map(|(i, p)| Op::Bury(i, p)),
+        3 => (0u8..4).prop_map(|mask| Op::ReserveAny { mask }),
+        2 => any::<Index>().prop_map(Op::KickJob),
+        2 => (queue.clone(), 0u8..3).prop_map(|(queue, state)| Op::Peek { queue, state }),
         3 => (queue.clone(), prop_oneof![1 => Just(0u64), 3 => Just(1u64), 2 => 2u64..5]).prop_map(|(queue, max)| Op::Kick { queue, max }),
         // Mostly "b" is paused, and resumed more often than paused, so that
         // "a" keeps its long histories of deliveries.
@@ -168,7 +190,11 @@ enum Stored {
     Reserved {
         until: i64,
     },
-    Dead,
+    /// `at`: when it died, as stored (an expiry applied later by a reserve
+    /// is stored as dying then, not when the lease ended).
+    Dead {
+        at: i64,
+    },
 }
 
 /// The state the contract (and stats) speak of at a given time.
@@ -226,9 +252,9 @@ fn outcome(r: Result<(), Error>) -> Outcome {
 enum Finish {
     Ack,
     Fail,
-    Release(u64),
+    Release(u64, Option<i32>),
     Touch(u64),
-    Bury,
+    Bury(Option<i32>),
 }
 
 struct Model {
@@ -245,6 +271,9 @@ struct Model {
     /// Expired leases promoted to ready / to dead (for `Coverage`).
     promoted: (u64, u64),
 }
+
+/// A delivery as the model predicts it: (id, attempt, payload).
+type Delivered = (u64, u32, Vec<u8>);
 
 fn retry_delay_ms(attempt: u32) -> u64 {
     let mut delay = BACKOFF_BASE_MS;
@@ -278,7 +307,7 @@ impl Model {
             Stored::Reserved { until } if until > self.now => Logical::Reserved,
             Stored::Reserved { .. } if j.attempts >= j.max_attempts => Logical::Dead,
             Stored::Reserved { .. } => Logical::Ready,
-            Stored::Dead => Logical::Dead,
+            Stored::Dead { .. } => Logical::Dead,
         }
     }
 
@@ -337,14 +366,14 @@ impl Model {
     }
 
     /// (id, attempt, payload) of the delivery, and records the held delivery.
-    fn reserve(&mut self, queue: usize) -> Option<(u64, u32, Vec<u8>)> {
+    fn reserve(&mut self, queue: usize) -> Option<Delivered> {
         let now = self.now;
         // Promotion of expired leases, as a reserve on this queue does it.
         for j in self.jobs.values_mut().filter(|j| j.queue == queue) {
             if let Stored::Reserved { until } = j.stored {
                 if until <= now {
                     if j.attempts >= j.max_attempts {
-                        j.stored = Stored::Dead;
+                        j.stored = Stored::Dead { at: now };
                         self.promoted.1 += 1;
                     } else {
                         j.stored = Stored::Waiting { run_at: now };
@@ -388,7 +417,7 @@ impl Model {
         // The token decides: not delivered again (and not removed). A dead
         // job can still be acked or buried, but not revived by its holder.
         let current = self.jobs.get(&h.id).is_some_and(|j| {
-            j.token == h.token && (matches!(how, Finish::Ack | Finish::Bury) || self.logical(j) != Logical::Dead)
+            j.token == h.token && (matches!(how, Finish::Ack | Finish::Bury(_)) || self.logical(j) != Logical::Dead)
         });
         if !current {
             self.held[held].finished = true;
@@ -401,20 +430,24 @@ impl Model {
             }
             Finish::Fail => {
                 j.stored = if j.attempts >= j.max_attempts {
-                    Stored::Dead
+                    Stored::Dead { at: now }
                 } else {
                     Stored::Waiting { run_at: now + retry_delay_ms(h.attempt) as i64 }
                 };
             }
-            Finish::Release(delay) => {
+            Finish::Release(delay, priority) => {
                 j.attempts = j.attempts.saturating_sub(1);
                 j.stored = Stored::Waiting { run_at: now + delay as i64 };
+                j.priority = priority.unwrap_or(j.priority);
             }
             Finish::Touch(lease) => {
                 let lease = if lease > 0 { lease } else { j.lease_ms };
                 j.stored = Stored::Reserved { until: now + lease as i64 };
             }
-            Finish::Bury => j.stored = Stored::Dead,
+            Finish::Bury(priority) => {
+                j.stored = Stored::Dead { at: now };
+                j.priority = priority.unwrap_or(j.priority);
+            }
         }
         if !matches!(how, Finish::Touch(_)) {
             self.held[held].finished = true;
@@ -442,6 +475,96 @@ impl Model {
             kicked += 1;
         }
         kicked
+    }
+
+    /// Whether `queue` is at its max_reserved (live leases only).
+    fn capped(&self, queue: usize) -> bool {
+        self.caps.get(&queue).is_some_and(|&cap| {
+            let live =
+                |j: &&MJob| j.queue == queue && matches!(j.stored, Stored::Reserved { until } if until > self.now);
+            self.jobs.values().filter(live).count() as u64 >= cap
+        })
+    }
+
+    /// The ready job of `queue` a reserve would take, pause and caps aside:
+    /// (priority, id).
+    fn ready_head(&self, queue: usize) -> Option<(i32, u64)> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| j.queue == queue && self.logical(j) == Logical::Ready)
+            .map(|(id, j)| (j.priority, *id))
+            .min()
+    }
+
+    /// `reserve_any`, as the library does it: reserves from the listed
+    /// queues in the order of their ready heads (pause and caps aside), so
+    /// the first that delivers gives the smallest (priority, id) a reserve
+    /// may take; when none does, from every other listed queue once. Each
+    /// reserve applies its queue's due expiries, as in the library.
+    fn reserve_any(&mut self, queues: &[usize]) -> Option<(usize, Delivered)> {
+        let mut distinct: Vec<usize> = Vec::new();
+        for &q in queues {
+            if !distinct.contains(&q) {
+                distinct.push(q);
+            }
+        }
+        let mut heads: Vec<((i32, u64), usize)> =
+            distinct.iter().filter_map(|&q| self.ready_head(q).map(|head| (head, q))).collect();
+        heads.sort();
+        let mut order: Vec<usize> = heads.iter().map(|(_, q)| *q).collect();
+        order.extend(distinct.iter().filter(|q| !order.contains(q)).copied().collect::<Vec<_>>());
+        for q in order {
+            if let Some(got) = self.reserve(q) {
+                return Some((q, got));
+            }
+        }
+        None
+    }
+
+    fn kick_job(&mut self, id: u64) -> Outcome {
+        let now = self.now;
+        let Some(j) = self.jobs.get(&id) else { return Outcome::NotFound };
+        match self.logical(j) {
+            Logical::Dead => {
+                if let Some(k) = j.key {
+                    if self.key_holder(j.queue, k, Some(id)).is_some() {
+                        return Outcome::State;
+                    }
+                }
+                let j = self.jobs.get_mut(&id).unwrap();
+                j.stored = Stored::Waiting { run_at: now };
+                j.attempts = 0;
+                Outcome::Ok
+            }
+            Logical::Scheduled => {
+                self.jobs.get_mut(&id).unwrap().stored = Stored::Waiting { run_at: now };
+                Outcome::Ok
+            }
+            Logical::Ready | Logical::Reserved => Outcome::State,
+        }
+    }
+
+    /// The id `peek` finds (state 0 ready, 1 scheduled, 2 dead).
+    fn peek(&self, queue: usize, state: u8) -> Option<u64> {
+        let of_queue = self.jobs.iter().filter(|(_, j)| j.queue == queue);
+        match state {
+            0 => self.ready_head(queue).map(|(_, id)| id),
+            1 => of_queue
+                .filter_map(|(id, j)| match j.stored {
+                    Stored::Waiting { run_at } if run_at > self.now => Some((run_at, *id)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, id)| id),
+            _ => of_queue
+                .filter(|(_, j)| self.logical(j) == Logical::Dead)
+                .map(|(id, j)| match j.stored {
+                    Stored::Dead { at } | Stored::Reserved { until: at } => (at, *id),
+                    Stored::Waiting { run_at } => (run_at, *id),
+                })
+                .min()
+                .map(|(_, id)| id),
+        }
     }
 
     /// A pause records the queue (stats list it); a resume records nothing.
@@ -571,12 +694,7 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
             }
             Op::Reserve { queue } => {
                 cov.paused_reserves += model.paused.contains(queue) as u64;
-                let capped = model.caps.get(queue).is_some_and(|&cap| {
-                    let now = model.now;
-                    let live =
-                        |j: &&MJob| j.queue == *queue && matches!(j.stored, Stored::Reserved { until } if until > now);
-                    model.jobs.values().filter(live).count() as u64 >= cap
-                });
+                let capped = model.capped(*queue);
                 cov.capped_reserves += capped as u64;
                 let got = q.reserve(QUEUES[*queue], Some(Duration::ZERO)).unwrap();
                 let want = model.reserve(*queue);
@@ -589,7 +707,7 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
                     held.push(job);
                 }
             }
-            Op::Ack(i) | Op::Fail(i) | Op::Release(i, _) | Op::Touch(i, _) | Op::Bury(i) => {
+            Op::Ack(i) | Op::Fail(i) | Op::Release(i, _, _) | Op::Touch(i, _) | Op::Bury(i, _) => {
                 if held.is_empty() {
                     continue;
                 }
@@ -598,14 +716,49 @@ fn run(ops: &[Op], cov: &mut Coverage, backend: Backend) -> Result<(), TestCaseE
                 let (got, how) = match op {
                     Op::Ack(_) => (job.ack(), Finish::Ack),
                     Op::Fail(_) => (job.fail(Some("model")), Finish::Fail),
-                    Op::Release(_, d) => (job.release(*d), Finish::Release(*d)),
+                    Op::Release(_, d, None) => (job.release(*d), Finish::Release(*d, None)),
+                    Op::Release(_, d, Some(p)) => (job.release_with_priority(*d, *p), Finish::Release(*d, Some(*p))),
                     Op::Touch(_, l) => (job.touch(*l), Finish::Touch(*l)),
-                    _ => (job.bury(Some("model")), Finish::Bury),
+                    Op::Bury(_, Some(p)) => (job.bury_with_priority(Some("model"), *p), Finish::Bury(Some(*p))),
+                    _ => (job.bury(Some("model")), Finish::Bury(None)),
                 };
                 let want = model.finish(idx, how);
                 cov.finish_ok += (want == Outcome::Ok) as u64;
                 cov.finish_state += (want == Outcome::State) as u64;
                 prop_assert_eq!(outcome(got), want, "{} (delivery of job {})", ctx, job.id());
+            }
+            Op::ReserveAny { mask } => {
+                let queues: Vec<usize> = match mask {
+                    1 => vec![0],
+                    2 => vec![1],
+                    3 => vec![1, 0],
+                    _ => vec![0, 1, 0],
+                };
+                let names: Vec<&str> = queues.iter().map(|q| QUEUES[*q]).collect();
+                let got = q.reserve_any(&names, Some(Duration::ZERO)).unwrap();
+                let want = model.reserve_any(&queues);
+                cov.reserve_any += want.is_some() as u64;
+                let got_summary =
+                    got.as_ref().map(|j| (j.queue().to_owned(), (j.id(), j.attempt(), j.payload().to_vec())));
+                let want_summary = want.map(|(q, w)| (QUEUES[q].to_owned(), w));
+                prop_assert_eq!(&got_summary, &want_summary, "{}", ctx);
+                if let Some(job) = got {
+                    held.push(job);
+                }
+            }
+            Op::KickJob(i) => {
+                let id = i.index(model.next_id as usize + 1) as u64;
+                let got = outcome(q.kick_job(id));
+                let want = model.kick_job(id);
+                cov.kick_job_ok += (want == Outcome::Ok) as u64;
+                prop_assert_eq!(got, want, "{} (id {})", ctx, id);
+            }
+            Op::Peek { queue, state } => {
+                let js = [jobq::JobState::Ready, jobq::JobState::Scheduled, jobq::JobState::Dead][*state as usize];
+                let got = q.peek(QUEUES[*queue], js).unwrap().map(|j| j.id);
+                let want = model.peek(*queue, *state);
+                cov.peek_found += want.is_some() as u64;
+                prop_assert_eq!(got, want, "{}", ctx);
             }
             Op::Kick { queue, max } => {
                 let got = q.kick(QUEUES[*queue], *max);
@@ -693,6 +846,12 @@ struct Coverage {
     paused_reserves: u64,
     /// Reserves on a queue at its max_reserved.
     capped_reserves: u64,
+    /// reserve_any calls that delivered.
+    reserve_any: u64,
+    /// kick_job calls that moved a job.
+    kick_job_ok: u64,
+    /// peek calls that found a job.
+    peek_found: u64,
     /// Kicks and keyed puts while a job of that queue sits expired on its
     /// last attempt and not yet promoted (the library must promote first).
     lazy_window: u64,

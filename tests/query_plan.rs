@@ -50,6 +50,21 @@ const LIMITS: &str = "SELECT max_reserved, rate_jobs, rate_per_ms, window_start,
 /// Dead jobs of a queue, oldest first (store::kick).
 const KICK_CANDIDATES: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 2 AND id > ?2 ORDER BY id LIMIT ?3";
 
+/// The ready head of a queue (sqlite::sql::ready_head, for reserve_any and
+/// peek ready), with the queue in ?1 and the time in ?2 here.
+const READY_HEAD: &str = "SELECT priority, id FROM (SELECT priority, id FROM (
+        SELECT priority, id FROM jobs WHERE queue = ?1 AND state = 0 ORDER BY priority, id LIMIT 1)
+    UNION ALL SELECT priority, id FROM jobs WHERE queue = ?1 AND state = 3 AND run_at <= ?2
+    UNION ALL SELECT priority, id FROM jobs
+        WHERE queue = ?1 AND state = 1 AND run_at <= ?2 AND attempts < max_attempts)
+    ORDER BY priority, id LIMIT 1";
+/// The scheduled job due soonest (sqlite::sql::peek_sql, Scheduled).
+const PEEK_SCHEDULED: &str =
+    "SELECT id FROM jobs WHERE queue = ?1 AND state = 3 AND run_at > ?2 ORDER BY run_at, id LIMIT 1";
+/// The job kicked by kick_job (sqlite::sql::kick_job), shortened to its WHERE.
+const KICK_JOB: &str = "UPDATE jobs SET state = 0, run_at = ?2 WHERE id = ?2
+    AND (state = 2 OR (state = 1 AND run_at <= ?2 AND attempts >= max_attempts) OR (state = 3 AND run_at > ?2))";
+
 /// The detail lines of EXPLAIN QUERY PLAN for `sql`, with ?1 bound to a
 /// queue name and the other parameters to a time in ms (text columns give
 /// the number text affinity, so an index on them stays usable).
@@ -86,6 +101,18 @@ fn check_hot_queries(conn: &Connection) {
     assert_uses(conn, "next due (leased)", NEXT_DUE, "jobs_leased");
     assert_uses(conn, "kick candidates", KICK_CANDIDATES, "jobs_dead");
     assert_uses(conn, "live leases of a limited queue", RESERVED_NOW, "jobs_leased");
+    assert_uses(conn, "peek scheduled", PEEK_SCHEDULED, "jobs_scheduled");
+    // The ready head: each of its three parts searches its state's index
+    // (only the few candidates it finds are sorted), nothing scans.
+    let head = plan(conn, READY_HEAD);
+    println!("ready head:\n  {}", head.join("\n  "));
+    for index in ["jobs_ready", "jobs_scheduled", "jobs_leased"] {
+        assert!(head.iter().any(|l| l.contains(&format!("INDEX {index} ("))), "ready head: no {index}: {head:?}");
+    }
+    assert!(!head.iter().any(|l| l.starts_with("SCAN jobs")), "ready head scans jobs: {head:?}");
+    // kick_job finds its row by id.
+    let kick = plan(conn, KICK_JOB);
+    assert!(kick.iter().any(|l| l.contains("INTEGER PRIMARY KEY (rowid=?)")), "{kick:?}");
     // The limits of a queue: one primary-key probe.
     let limits = plan(conn, LIMITS);
     assert!(limits.iter().any(|l| l.starts_with("SEARCH queue_limits USING PRIMARY KEY (queue=?)")), "{limits:?}");

@@ -133,6 +133,16 @@ pub extern "C" fn jobq_release(job: *mut jobq_job, delay_ms: u64) -> jobq_status
     finish(job, |j| j.release(delay_ms))
 }
 
+/// Like jobq_release(job, delay_ms), and the job's priority becomes
+/// `priority` (smaller runs first), stored with the release in one
+/// statement. JOBQ_E_STATE, changing nothing (priority included), if this
+/// delivery is no longer current; delay_ms over the largest delay
+/// jobq_put accepts: JOBQ_E_INVALID_ARG, nothing changed.
+#[no_mangle]
+pub extern "C" fn jobq_release_priority(job: *mut jobq_job, delay_ms: u64, priority: i32) -> jobq_status {
+    finish(job, |j| j.release_with_priority(delay_ms, priority))
+}
+
 /// Extends the lease to now + `lease_ms` (0 = the job's lease_ms).
 #[no_mangle]
 pub extern "C" fn jobq_touch(job: *mut jobq_job, lease_ms: u64) -> jobq_status {
@@ -143,6 +153,15 @@ pub extern "C" fn jobq_touch(job: *mut jobq_job, lease_ms: u64) -> jobq_status {
 #[no_mangle]
 pub extern "C" fn jobq_bury(job: *mut jobq_job, reason: *const c_char) -> jobq_status {
     finish(job, |j| j.bury(c_str_opt(reason, "reason")?))
+}
+
+/// Like jobq_bury(job, reason), and the job's priority becomes `priority`,
+/// stored with the bury in one statement (a kick later brings it back with
+/// that priority). JOBQ_E_STATE, changing nothing, if this delivery is no
+/// longer current.
+#[no_mangle]
+pub extern "C" fn jobq_bury_priority(job: *mut jobq_job, reason: *const c_char, priority: i32) -> jobq_status {
+    finish(job, |j| j.bury_with_priority(c_str_opt(reason, "reason")?, priority))
 }
 
 /// Acks `job`'s delivery and leases the next ready job of `queue` (any queue

@@ -33,7 +33,7 @@ pub mod worker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum jobq_status {
     JOBQ_OK = 0,
-    /// jobq_reserve, jobq_reserve_many, jobq_ack_reserve: nothing became available in time.
+    /// jobq_reserve, jobq_reserve_many, jobq_reserve_any, jobq_ack_reserve: nothing became available in time.
     JOBQ_TIMEOUT = 1,
     /// jobq_put: a live job with this unique_key exists; *out_id = its id.
     JOBQ_DUPLICATE = 2,
@@ -41,7 +41,7 @@ pub enum jobq_status {
     JOBQ_E_INVALID_ARG = -1,
     /// A closed, freed or never-valid handle (or one inherited across fork()).
     JOBQ_E_HANDLE = -2,
-    /// No job with this id.
+    /// No job with this id (jobq_peek: no job of the queue in that state).
     JOBQ_E_NOT_FOUND = -3,
     /// The job is not in a state that allows this (e.g. its lease expired and it was re-delivered).
     JOBQ_E_STATE = -4,

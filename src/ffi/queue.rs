@@ -16,7 +16,7 @@ use super::{boundary, boundary_or, c_str, c_str_opt, timeout_of};
 use crate::config::Config;
 use crate::error::Error;
 use crate::queue::{PutOptions, Queue};
-use crate::store::Put;
+use crate::store::{JobState, Put};
 
 /// An open queue file. Safe to share between threads.
 pub struct jobq {
@@ -354,6 +354,126 @@ pub extern "C" fn jobq_reserve_many(
         // SAFETY: non-NULL, and the contract says it points to a writable size_t.
         unsafe { out_n.write(n) };
         Ok(if n == 0 { JOBQ_TIMEOUT } else { JOBQ_OK })
+    })
+}
+
+/// The most queue names jobq_reserve_any takes in one call.
+pub const JOBQ_RESERVE_ANY_MAX: usize = 64;
+const _: () = assert!(JOBQ_RESERVE_ANY_MAX == crate::limits::MAX_RESERVE_ANY);
+
+/// Delivers the ready job with the smallest (priority, id) among the `n`
+/// queues named by `queues[0 .. n]` (ids are global to the store, so equal
+/// priorities go in put order whatever the queue), leased for its
+/// lease_ms, as jobq_reserve would deliver it from that queue: a paused
+/// queue (jobq_pause), or one whose limits (jobq_queue_config) hold it back,
+/// is passed over. A name given twice counts once. `timeout_ms`: 0 = don't
+/// wait, < 0 = wait forever, > 0 = up to that long; while nothing is ready
+/// it waits, and wakes on a put, release, kick or resume in any of the
+/// queues (from any process) and when a delay or lease in one of them ends.
+/// JOBQ_OK: *out is the job (its queue: jobq_job_queue; free it with
+/// jobq_job_free). JOBQ_TIMEOUT: nothing came in time, *out not written.
+/// JOBQ_E_INVALID_ARG, leasing nothing: `n` is 0 or more than
+/// JOBQ_RESERVE_ANY_MAX, `queues` is NULL, a name is NULL, not UTF-8, empty
+/// or too long (jobq_last_error names it, e.g. "queues[2]"), or `out` is NULL.
+#[no_mangle]
+pub extern "C" fn jobq_reserve_any(
+    q: *mut jobq,
+    queues: *const *const c_char,
+    n: usize,
+    timeout_ms: i64,
+    out: *mut *mut jobq_job,
+) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        if n == 0 || n > JOBQ_RESERVE_ANY_MAX {
+            return Err(Error::InvalidArg(format!(
+                "n is {n}: jobq_reserve_any takes 1 to JOBQ_RESERVE_ANY_MAX ({JOBQ_RESERVE_ANY_MAX}) queue names"
+            )));
+        }
+        if queues.is_null() {
+            return Err(Error::InvalidArg(format!("queues is NULL but n is {n}")));
+        }
+        // SAFETY: non-NULL, 1 <= n <= JOBQ_RESERVE_ANY_MAX (so the size fits
+        // isize), and the contract says `queues` points to `n` readable
+        // const char* values that stay valid for the call.
+        let pointers = unsafe { std::slice::from_raw_parts(queues, n) };
+        let names = pointers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| c_str(*p, &format!("queues[{i}]")))
+            .collect::<Result<Vec<&str>, _>>()?;
+        if out.is_null() {
+            return Err(Error::InvalidArg("out is NULL".into()));
+        }
+        match handle.reserve_any(&names, timeout_of(timeout_ms))? {
+            None => Ok(JOBQ_TIMEOUT),
+            Some(job) => {
+                let h = register_job(Arc::new(job));
+                // SAFETY: `out` is non-NULL and, per the contract, points to a writable jobq_job*.
+                unsafe { out.write(h) };
+                Ok(JOBQ_OK)
+            }
+        }
+    })
+}
+
+/// Kicks job `id`, of any queue: a dead job (buried, failed on its last
+/// attempt, or its last lease expired) becomes ready now with its attempts
+/// reset (as jobq_kick does), and a scheduled one (waiting for its delay or
+/// a retry backoff) becomes ready now with its attempts kept. Waiting
+/// reserves wake. JOBQ_E_NOT_FOUND: no such job (never stored, acked,
+/// cancelled or purged, or done past its keep time). JOBQ_E_STATE, changing
+/// nothing: the job is ready, reserved (with a live lease) or done, or it is
+/// dead and a live job of its queue now holds its unique_key.
+#[no_mangle]
+pub extern "C" fn jobq_kick_job(q: *mut jobq, id: u64) -> jobq_status {
+    boundary(|| {
+        QUEUES.get(q)?.kick_job(id)?;
+        Ok(JOBQ_OK)
+    })
+}
+
+/// Finds the next job of `queue` in `state`, without leasing or changing
+/// it, and writes its id to *out_id (non-NULL; see jobq_job_info for the
+/// rest of it). `state`:
+///   "ready": the job jobq_reserve would deliver now, the smallest
+///            (priority, id) among the ready ones (passed delays and expired
+///            leases included); shown even while the queue is paused or
+///            held back by its limits;
+///   "scheduled": the one whose delay or retry backoff ends first
+///            (smallest (run_at, id));
+///   "dead": the one that died first (smallest (time of death, id)).
+/// JOBQ_E_NOT_FOUND when the queue has no job in that state (*out_id not
+/// written). JOBQ_E_INVALID_ARG: NULL or invalid queue name, NULL `state`
+/// or any other state string ("reserved" and "done" included), NULL `out_id`.
+#[no_mangle]
+pub extern "C" fn jobq_peek(q: *mut jobq, queue: *const c_char, state: *const c_char, out_id: *mut u64) -> jobq_status {
+    boundary(|| {
+        let handle = QUEUES.get(q)?;
+        let name = c_str(queue, "queue")?;
+        let state = match c_str(state, "state")? {
+            "ready" => JobState::Ready,
+            "scheduled" => JobState::Scheduled,
+            "dead" => JobState::Dead,
+            other => {
+                return Err(Error::InvalidArg(format!(
+                    "state is {other:?}: jobq_peek takes \"ready\", \"scheduled\" or \"dead\""
+                )))
+            }
+        };
+        if out_id.is_null() {
+            return Err(Error::InvalidArg("out_id is NULL".into()));
+        }
+        match handle.peek(name, state)? {
+            Some(job) => {
+                write_id(out_id, job.id);
+                Ok(JOBQ_OK)
+            }
+            None => {
+                super::set_last_error(&format!("no {state} job in queue {name:?}"));
+                Ok(JOBQ_E_NOT_FOUND)
+            }
+        }
     })
 }
 
