@@ -12,7 +12,8 @@
 //!
 //! * `ours_match_the_recordings`: each transcript against a fresh
 //!   jobq-beanstalkd on a fresh SQLite file; every difference is listed.
-//!   A transcript about a difference docs/beanstalkd.md documents has, next
+//!   `ours_match_the_recordings_on_postgres`: the same on PostgreSQL, a
+//!   schema per transcript (dropped after it). A transcript about a difference docs/beanstalkd.md documents has, next
 //!   to NAME.expected (beanstalkd's answers), NAME.jobq-expected (ours).
 //! * `live_beanstalkd_matches_the_recordings`: each transcript against a
 //!   fresh real beanstalkd, so the recordings stay true (and with
@@ -22,6 +23,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[path = "support/pg.rs"]
+mod pg;
 #[path = "beanstalkd/support.rs"]
 mod support;
 #[path = "beanstalkd/transcript.rs"]
@@ -118,9 +121,20 @@ fn documented_difference(name: &str) -> bool {
 
 #[test]
 fn ours_match_the_recordings() {
-    let scratch = support::scratch("transcripts");
+    ours_match(false);
+}
+
+/// The same on PostgreSQL: a schema per transcript, dropped after it.
+#[test]
+fn ours_match_the_recordings_on_postgres() {
+    ours_match(true);
+}
+
+fn ours_match(postgres: bool) {
+    let scratch = support::scratch(if postgres { "transcripts-pg" } else { "transcripts" });
     let _cleanup = support::RemoveOnDrop(scratch.clone());
-    let record_ours = std::env::var("JOBQ_BS_RECORD_OURS").is_ok_and(|v| v == "1");
+    // (Written from the file store's run only.)
+    let record_ours = !postgres && std::env::var("JOBQ_BS_RECORD_OURS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     let (mut count, mut documented) = (0, 0);
     for (name, steps, expected) in load(true) {
@@ -142,7 +156,7 @@ fn ours_match_the_recordings() {
             Err(_) => None,
         };
         let expected = ours_expected.as_ref().unwrap_or(&beanstalkd);
-        let store = scratch.join(format!("{name}.db"));
+        let (store, _schema) = pg::store(&scratch, &format!("{name}.db"), postgres);
         let mut server = support::start_ours(&support::path_str(&store), &[]);
         let until = if record_ours && documented_difference(&name) {
             Until::Idle(Duration::from_millis(150))
@@ -168,7 +182,8 @@ fn ours_match_the_recordings() {
         }
         if got != transcript::render(&steps, expected) {
             // The whole of ours, to compare with NAME.expected by eye.
-            let out = scratch.with_file_name(format!("transcript-{name}.jobq"));
+            let pg = if postgres { "-pg" } else { "" };
+            let out = scratch.with_file_name(format!("transcript-{name}{pg}.jobq"));
             let _ = std::fs::write(&out, &got);
             let against =
                 if ours_expected.is_some() { "its documented difference (NAME.jobq-expected)" } else { "beanstalkd" };
@@ -180,6 +195,7 @@ fn ours_match_the_recordings() {
             ));
         }
     }
-    println!("{count} transcripts run ({documented} with a documented difference), {} differ", failures.len());
+    let on = if postgres { "PostgreSQL" } else { "a SQLite file" };
+    println!("{count} transcripts run on {on} ({documented} with a documented difference), {} differ", failures.len());
     assert!(failures.is_empty(), "{} of {count} transcript(s) differ:\n\n{}", failures.len(), failures.join("\n"));
 }
