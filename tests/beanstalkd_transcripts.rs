@@ -13,8 +13,9 @@
 //! * `ours_match_the_recordings`: each transcript against a fresh
 //!   jobq-beanstalkd on a fresh SQLite file; every difference is listed.
 //!   `ours_match_the_recordings_on_postgres`: the same on PostgreSQL, a
-//!   schema per transcript (dropped after it). A transcript about a difference docs/beanstalkd.md documents has, next
-//!   to NAME.expected (beanstalkd's answers), NAME.jobq-expected (ours).
+//!   schema per transcript (dropped after it). A transcript about a
+//!   difference docs/beanstalkd.md documents has, next to NAME.expected
+//!   (beanstalkd's answers), NAME.jobq-expected (ours).
 //! * `live_beanstalkd_matches_the_recordings`: each transcript against a
 //!   fresh real beanstalkd, so the recordings stay true (and with
 //!   JOBQ_BS_RECORD=1 rewrites them). Needs beanstalkd: it runs
