@@ -21,6 +21,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need+=(python3 python3-venv python3-pip)
 fi
+# tests/beanstalkd_transcripts.rs, tests/beanstalkd_clients.rs, bench/compare-beanstalkd.sh: the real
+# beanstalkd to compare jobq-beanstalkd with. (The clients greenstalk and pystalk come from PyPI:
+# tests/beanstalkd_clients.rs pip-installs them into a venv, with python3-venv from above.)
+command -v beanstalkd >/dev/null || need+=(beanstalkd)
 # scripts/abi-check.sh: abidiff.
 command -v abidiff >/dev/null || need+=(abigail-tools)
 if [ ${#need[@]} -gt 0 ]; then
