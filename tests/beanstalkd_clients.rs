@@ -17,7 +17,9 @@
 //!   in the store through the jobq Rust API, and through a restarted server.
 //! * Interop: greenstalk puts jobs that examples/worker.c (linked to
 //!   libjobq) works on the same store; jobs of examples/producer.c are
-//!   reserved by greenstalk.
+//!   reserved by greenstalk. Two jobq-beanstalkd processes on one store
+//!   share its jobs (a waiting reserve on one gets a put made through the
+//!   other).
 //!
 //! Needs python3 with venv (scripts/install-deps.sh installs it, and this
 //! test runs it when missing), network access to PyPI for the first run,
@@ -536,4 +538,49 @@ fn greenstalk_and_the_c_examples_share_a_file_store() {
 fn greenstalk_and_the_c_examples_share_a_postgres_schema() {
     let schema = pg::Schema::new(&pg::base_url(), "bsinterop");
     interop(&schema.url());
+}
+
+// ------------------------------------------------------------ two servers, one store
+
+/// Two jobq-beanstalkd processes on one store share its jobs: a reserve
+/// waiting on one server gets a job put through the other.
+fn two_servers(store: &str) {
+    let (a, b) = (support::start_ours(store, &[]), support::start_ours(store, &[]));
+    let (mut pa, mut cb) = (Raw::connect(&a), Raw::connect(&b));
+    pa.use_and_watch("shared");
+    cb.use_and_watch("shared");
+    for i in 0..5 {
+        let body = format!("across-{i}");
+        let id = pa.put(body.as_bytes()).unwrap();
+        assert_eq!(cb.cmd("reserve-with-timeout 5"), format!("RESERVED {id} {}", body.len()));
+        assert_eq!(cb.body(body.len()).unwrap(), body.as_bytes());
+        // Reserved through b: a sees it reserved, and cannot delete it.
+        assert_eq!(pa.cmd(&format!("delete {id}")), "NOT_FOUND");
+        assert_eq!(cb.cmd(&format!("delete {id}")), "DELETED");
+    }
+    // A reserve already waiting on b when a takes the put.
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let l = cb.cmd("reserve-with-timeout 10");
+        (l, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let id = pa.put(b"wake-across").unwrap();
+    let (l, waited) = waiter.join().unwrap();
+    assert_eq!(l, format!("RESERVED {id} 11"));
+    println!("a reserve waiting on one server got a put through the other after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
+#[test]
+fn two_servers_share_a_file_store() {
+    let dir = support::scratch("two-file");
+    let _rm = support::RemoveOnDrop(dir.clone());
+    two_servers(&support::path_str(&dir.join("bs.db")));
+}
+
+#[test]
+fn two_servers_share_a_postgres_schema() {
+    let schema = pg::Schema::new(&pg::base_url(), "bstwo");
+    two_servers(&schema.url());
 }

@@ -79,6 +79,26 @@ fn recording() -> bool {
     std::env::var("JOBQ_BS_RECORD").is_ok_and(|v| v == "1")
 }
 
+/// Runs `f` on every item, on a few threads (transcripts mostly wait: sleeps,
+/// TTRs, timeouts); results in the items' order.
+fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let work = std::sync::Mutex::new(items.into_iter().enumerate());
+    let results = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| loop {
+                let Some((i, item)) = work.lock().unwrap().next() else { break };
+                let r = f(item);
+                results.lock().unwrap().push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 const HEADER: &str =
     "# Recorded from beanstalkd 1.12 (-l 127.0.0.1 -p PORT, no binlog) by tests/beanstalkd_transcripts.rs\n\
 # (JOBQ_BS_RECORD=1); normalized as tests/beanstalkd/transcripts/README.md says. Do not edit by hand.\n";
@@ -86,8 +106,7 @@ const HEADER: &str =
 #[test]
 fn live_beanstalkd_matches_the_recordings() {
     let record = recording();
-    let mut failures = Vec::new();
-    for (name, steps, expected) in load(!record) {
+    let failures: Vec<String> = parallel(load(!record), |(name, steps, expected)| {
         let mut server = support::start_beanstalkd(&[]);
         let until = match (&expected, record) {
             (Some(exp), false) => Until::Expected(exp),
@@ -99,16 +118,19 @@ fn live_beanstalkd_matches_the_recordings() {
         if record {
             std::fs::write(dir().join(format!("{name}.expected")), format!("{HEADER}{got}")).unwrap();
             println!("recorded {name}");
-            continue;
+            return None;
         }
         let want = transcript::render(&steps, expected.as_ref().unwrap());
-        if got != want {
-            failures.push(format!(
+        (got != want).then(|| {
+            format!(
                 "{name}: live beanstalkd differs from {name}.expected\n{}",
                 transcript::step_diff(&steps, expected.as_ref().unwrap(), &outs, "recorded", "live beanstalkd")
-            ));
-        }
-    }
+            )
+        })
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(failures.is_empty(), "{} transcript(s) differ:\n\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -136,9 +158,10 @@ fn ours_match(postgres: bool) {
     let _cleanup = support::RemoveOnDrop(scratch.clone());
     // (Written from the file store's run only.)
     let record_ours = !postgres && std::env::var("JOBQ_BS_RECORD_OURS").is_ok_and(|v| v == "1");
-    let mut failures = Vec::new();
-    let (mut count, mut documented) = (0, 0);
-    for (name, steps, expected) in load(true) {
+    let all = load(true);
+    let count = all.len();
+    let documented = all.iter().filter(|(name, _, _)| dir().join(format!("{name}.jobq-expected")).exists()).count();
+    let failures: Vec<String> = parallel(all, |(name, steps, expected)| {
         let beanstalkd = expected.unwrap();
         let ours_path = dir().join(format!("{name}.jobq-expected"));
         let ours_expected = match std::fs::read_to_string(&ours_path) {
@@ -151,7 +174,6 @@ fn ours_match(postgres: bool) {
                     transcript::parse_expected(&t).unwrap_or_else(|e| panic!("{name}.jobq-expected: {e}"));
                 let now: Vec<&str> = steps.iter().map(|s| s.src.as_str()).collect();
                 assert_eq!(srcs, now, "{name}.jobq-expected is stale: write it again (JOBQ_BS_RECORD_OURS=1)");
-                documented += 1;
                 Some(outs)
             }
             Err(_) => None,
@@ -167,7 +189,6 @@ fn ours_match(postgres: bool) {
         let outs = transcript::run(server.addr, &steps, until);
         let stderr = server.kill();
         let outs = outs.unwrap_or_else(|e| panic!("{name} on jobq-beanstalkd: {e}\nserver stderr:\n{stderr}"));
-        count += 1;
         let got = transcript::render(&steps, &outs);
         if record_ours && documented_difference(&name) {
             let header = "# What jobq-beanstalkd answers to NAME.txt where it differs from beanstalkd on purpose\n\
@@ -179,7 +200,7 @@ fn ours_match(postgres: bool) {
                 ours_path.display(),
                 transcript::step_diff(&steps, &beanstalkd, &outs, "beanstalkd", "jobq-beanstalkd")
             );
-            continue;
+            return None;
         }
         if got != transcript::render(&steps, expected) {
             // The whole of ours, to compare with NAME.expected by eye.
@@ -188,14 +209,18 @@ fn ours_match(postgres: bool) {
             let _ = std::fs::write(&out, &got);
             let against =
                 if ours_expected.is_some() { "its documented difference (NAME.jobq-expected)" } else { "beanstalkd" };
-            failures.push(format!(
+            return Some(format!(
                 "{name}: jobq-beanstalkd differs from {} ({} has all of ours)\n{}",
                 against.replace("NAME", &name),
                 out.display(),
                 transcript::step_diff(&steps, expected, &outs, "expected", "jobq-beanstalkd")
             ));
         }
-    }
+        None
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let on = if postgres { "PostgreSQL" } else { "a SQLite file" };
     println!("{count} transcripts run on {on} ({documented} with a documented difference), {} differ", failures.len());
     assert!(failures.is_empty(), "{} of {count} transcript(s) differ:\n\n{}", failures.len(), failures.join("\n"));
