@@ -32,10 +32,10 @@
 /* The version of this header. jobq_version() and jobq_version_number()
  * give the library's, to compare at run time. */
 #define JOBQ_VERSION_MAJOR 0
-#define JOBQ_VERSION_MINOR 1
+#define JOBQ_VERSION_MINOR 2
 #define JOBQ_VERSION_PATCH 0
-#define JOBQ_VERSION_NUMBER 100
-#define JOBQ_VERSION_STRING "0.1.0"
+#define JOBQ_VERSION_NUMBER 200
+#define JOBQ_VERSION_STRING "0.2.0"
 
 
 /**
