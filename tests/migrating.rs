@@ -18,6 +18,8 @@ use jobq::{Config, JobState, Queue, QueueCounts};
 
 #[path = "support/clib.rs"]
 mod clib;
+#[path = "support/markdown.rs"]
+mod markdown;
 use clib::{Libs, Linkage};
 
 fn root() -> PathBuf {
@@ -30,23 +32,7 @@ fn guide() -> String {
 
 /// The fenced blocks of `lang` in `text`, in order.
 fn blocks(text: &str, lang: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match &mut current {
-            None if line.trim_end() == format!("```{lang}") => current = Some(String::new()),
-            Some(block) if line.trim_end() == "```" => {
-                out.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
+    markdown::fenced_blocks(text, lang, false)
 }
 
 /// The guide's numbered sections ("## 1. ..."), each with the program it links.

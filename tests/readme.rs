@@ -13,6 +13,8 @@ use std::process::Command;
 
 #[path = "support/clib.rs"]
 mod clib;
+#[path = "support/markdown.rs"]
+mod markdown;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,26 +27,8 @@ fn readme() -> String {
 /// The fenced blocks of `lang` in `text` after the heading `heading`, in order.
 fn blocks_after(text: &str, heading: &str, lang: &str) -> Vec<String> {
     let start = text.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text[start..].lines().skip(1) {
-        if line.starts_with("## ") && current.is_none() {
-            break;
-        }
-        match &mut current {
-            None if line.trim_end() == format!("```{lang}") => current = Some(String::new()),
-            Some(block) if line.trim_end() == "```" => {
-                out.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
+    let after = text[start..].split_once('\n').map_or("", |(_, rest)| rest);
+    markdown::fenced_blocks(after, lang, true)
 }
 
 /// Runs `line` with sh in the checkout's top directory; panics with its output on failure.
