@@ -300,7 +300,9 @@ impl PgStore {
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::Internal(
-                "a blocking jobq call was made from inside a tokio runtime; use spawn_blocking".into(),
+                "a blocking jobq call on a PostgreSQL store was made from a thread inside a tokio runtime \
+                 (spawn_blocking threads too): make it from a plain std::thread"
+                    .into(),
             ));
         }
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner).clone().ok_or_else(Self::shut)?;
