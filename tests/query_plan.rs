@@ -29,6 +29,9 @@ const PROMOTE_EXPIRED: &str = "UPDATE jobs SET
         state = CASE WHEN attempts >= max_attempts THEN 2 ELSE 0 END,
         run_at = ?2, lease_until = NULL, lease_owner = NULL, updated_at = ?2
     WHERE queue = ?1 AND state = 1 AND run_at <= ?2";
+/// Whether anything is due, run before those two (store::promote_due).
+const ANY_DUE: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 3 AND run_at <= ?2),
+        EXISTS (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 1 AND run_at <= ?2)";
 /// The same conditions as plain selects.
 const DUE_SCHEDULED: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 3 AND run_at <= ?2";
 const DUE_EXPIRED: &str = "SELECT id FROM jobs WHERE queue = ?1 AND state = 1 AND run_at <= ?2";
@@ -94,6 +97,8 @@ fn check_hot_queries(conn: &Connection) {
     assert_uses(conn, "reserve", RESERVE, "jobs_ready");
     assert_uses(conn, "promote scheduled", PROMOTE_SCHEDULED, "jobs_scheduled");
     assert_uses(conn, "promote expired", PROMOTE_EXPIRED, "jobs_leased");
+    assert_uses(conn, "anything due (scheduled)", ANY_DUE, "jobs_scheduled");
+    assert_uses(conn, "anything due (leased)", ANY_DUE, "jobs_leased");
     assert_uses(conn, "due scheduled", DUE_SCHEDULED, "jobs_scheduled");
     assert_uses(conn, "due expired", DUE_EXPIRED, "jobs_leased");
     assert_uses(conn, "unique key check", LIVE_UNIQUE, "jobs_unique");
