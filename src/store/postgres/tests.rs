@@ -676,6 +676,20 @@ fn jobs_of(st: &PgStore, queue: &str) -> u64 {
     c.ready + c.scheduled + c.reserved + c.dead
 }
 
+/// `count()` once it reached `want` (polled up to 3 s), re-read 100 ms
+/// later so that a job too many shows. A handle's own scheduler task may be
+/// firing the slot when the test's `fire_schedules` runs: that call then
+/// skips the locked schedule (SKIP LOCKED) and returns before the task's
+/// transaction commits, so the job shows a moment later.
+fn settled(count: impl Fn() -> u64, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while count() != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    count()
+}
+
 /// Two handles (their scheduler tasks too) fire the same due slots with one
 /// clock: each slot is put once; a long downtime gives one job; the next
 /// slot stays on the grid.
@@ -697,13 +711,13 @@ fn schedules_fire_each_slot_once_across_handles() {
         sc.spawn(|| b.fire_schedules().unwrap());
     });
     a.fire_schedules().unwrap();
-    assert_eq!(jobs_of(&a, "tq"), 1, "one job for the slot");
+    assert_eq!(settled(|| jobs_of(&a, "tq"), 1), 1, "one job for the slot");
     assert_eq!(b.schedules().unwrap()[0].next_ms, Some(1_002_000));
     // 20 slots missed: one job, the next slot on the grid after now.
     clock.advance(1_021_500 - clock.now_ms());
     b.fire_schedules().unwrap();
     a.fire_schedules().unwrap();
-    assert_eq!(jobs_of(&a, "tq"), 2);
+    assert_eq!(settled(|| jobs_of(&a, "tq"), 2), 2);
     assert_eq!(a.schedules().unwrap()[0].next_ms, Some(1_022_000));
     // Replace: the next slot is computed from now; remove stops it.
     a.put_schedule(every("t", "tq", 5_000, 1_021_500)).unwrap();
@@ -735,7 +749,7 @@ fn a_store_of_schema_2_is_upgraded_in_place_with_schedules() {
     st.put_schedule(every("u", "old", 100, 1_000_000)).unwrap();
     clock.advance(1_000_100 - clock.now_ms());
     st.fire_schedules().unwrap();
-    assert_eq!(counts_of(&st, "old").ready, 2);
+    assert_eq!(settled(|| counts_of(&st, "old").ready, 2), 2);
     st.close();
     let version = admin(&format!("SELECT value::text FROM {}.meta WHERE key = 'version'", s.0));
     assert_eq!(version[0].get::<_, String>(0), "3");
