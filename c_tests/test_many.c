@@ -469,6 +469,23 @@ static void test_bad_args(jobq *q, const char *dir) {
     tu_ack_free(theirs);
     CHECK_OK(jobq_close(other));
   }
+  /* The same when the first job's handle is closed: the mix is the caller's
+   * bug, reported before the closed handle (found by the fuzzer). */
+  {
+    jobq *closed = tu_open(dir, "closed.db", CFG);
+    jobq_job *stale;
+    tu_put(closed, "bad", "stale", NULL);
+    stale = tu_reserve(closed, "bad", 0);
+    CHECK_OK(jobq_close(closed));
+    jobs[0] = stale;
+    jobs[1] = held;
+    CHECK_STATUS(jobq_ack_many(jobs, 2, statuses), JOBQ_E_INVALID_ARG);
+    CHECK(strstr(jobq_last_error(), "another queue handle") != NULL);
+    CHECK_STATUS(jobq_ack_many(&stale, 1, statuses), JOBQ_E_SHUTDOWN);
+    jobq_job_free(stale);
+    jobs[0] = held;
+    TU_CHECK_COUNTS(q, "bad", 2, 0, 1, 0);
+  }
 
   /* After all that, the held job is still ours to ack. */
   CHECK_OK(jobq_ack_many(&held, 1, NULL));

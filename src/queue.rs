@@ -277,10 +277,12 @@ impl Queue {
     /// kept some acks of a call that failed midway, which an ack again then
     /// reports as `State`.
     pub fn ack_many(&self, jobs: &[&Job]) -> Result<Vec<Result<()>>> {
-        self.inner.check_open()?;
+        // The arguments first (one handle's jobs: a caller's bug whatever
+        // the handle's state), then the handle's state.
         for (i, job) in jobs.iter().enumerate() {
             self.check_owns(job).map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
         }
+        self.inner.check_open()?;
         let Some(first) = jobs.first() else { return Ok(Vec::new()) };
         let mut answers = Vec::with_capacity(jobs.len());
         let mut acks = Vec::with_capacity(jobs.len());
