@@ -802,7 +802,11 @@ impl Conn {
     /// After the last command: release the held jobs at once (as beanstalkd
     /// does on disconnect), and drop this connection's uses and watches.
     async fn close(&mut self) {
-        let jobs: Vec<Arc<Job>> = self.held.drain().map(|(_, h)| h.job).collect();
+        let mut jobs: Vec<Arc<Job>> = self.held.drain().map(|(_, h)| h.job).collect();
+        // Oldest first, one release at a time: a client waiting meanwhile
+        // gets the first of them, as from beanstalkd (HashMap order gave it
+        // job 2 before job 1 in CI, tests/beanstalkd_server.rs).
+        jobs.sort_unstable_by_key(|j| j.id());
         for job in &jobs {
             self.srv.unhold(self.id, job.id());
         }
