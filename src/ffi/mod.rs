@@ -24,6 +24,7 @@ use crate::error::Error;
 mod handle;
 pub mod job;
 pub mod queue;
+pub(crate) mod vfs;
 pub mod watch;
 pub mod worker;
 

@@ -154,7 +154,13 @@ pub(crate) fn connect(path: &Path, config: &Config) -> Result<Conn> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    // The VFS that writes a transaction's WAL frames at once (ffi/vfs.rs);
+    // the default one if it could not be registered.
+    let conn = match crate::ffi::vfs::vfs_name() {
+        Ok(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        Err(_) => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| open_error(path, e))?;
     conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
     conn.set_prepared_statement_cache_capacity(64);
     let sync = match config.durability {
