@@ -252,6 +252,8 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, data: *const c_void, 
         if data.is_null() && len > 0 {
             return ffi::SQLITE_IOERR_WRITE;
         }
+        // Taken before any flush below, which clears it.
+        let ends_commit = std::mem::take(&mut w.commit_next);
         let follows = !w.pending.is_empty() && offset == w.at.saturating_add(w.pending.len() as i64);
         if !follows {
             let rc = flush(w);
@@ -266,7 +268,6 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, data: *const c_void, 
             // SAFETY: SQLite passes `amount` readable bytes at `data` (checked non-NULL).
             unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
         };
-        let ends_commit = std::mem::take(&mut w.commit_next);
         w.pending.extend_from_slice(bytes);
         if ends_commit || w.pending.len() >= MAX_GATHER {
             return flush(w);
