@@ -1,5 +1,5 @@
 //! The SQLite store writes a transaction's WAL frames with one write
-//! (src/ffi/vfs.rs) instead of two per page, and what it writes is what
+//! (src/store/sqlite/wal_gather.rs) instead of two per page, and what it writes is what
 //! other connections (and other programs, with SQLite's default VFS) read.
 
 use std::sync::Mutex;

@@ -1,44 +1,23 @@
-//! A thin SQLite VFS over the default one ("unix") that writes each
-//! transaction's WAL frames with one `pwrite` instead of two per page.
+//! The C glue of the store's WAL-gathering VFS (the policy, and why, is
+//! src/store/sqlite/wal_gather.rs): a VFS over SQLite's default one
+//! ("unix") whose WAL files hand their writes to a `Gather` and write what
+//! it gathered before any other use. Only pointer checks and conversions
+//! here, with SQLite's C types from libsqlite3-sys; every other file is the
+//! default VFS's own object.
 //!
-//! SQLite writes a WAL frame as two writes: its 24-byte header, then the
-//! page. With jobq's 1 KiB pages a put's commit is several frames, so
-//! several pairs of syscalls, all while it holds the write lock: `perf`
-//! put these writes at about a fifth of the CPU of the put/reserve/ack
-//! cycle (docs/performance.md). Here the writes of a WAL file that follow
-//! each other are gathered in memory and written at once:
-//! - when the page of a commit frame (a frame header with a nonzero
-//!   "database size" field) has been added: so a transaction's frames are
-//!   in the file when its COMMIT returns, before SQLite publishes them to
-//!   readers in the shared-memory index, and a failed write is the commit's
-//!   error, as before;
-//! - before any other use of the file (read, sync, size, truncate, lock,
-//!   file control, close), a write that does not follow the gathered ones,
-//!   or past `MAX_GATHER` bytes.
-//!
-//! Other files (the database, journals) are the default VFS's own objects,
-//! untouched. Every connection of a store opens with this VFS; connections
-//! of other programs (the sqlite3 shell, older jobq) use the default one
-//! on the same files, which is fine: the files and the locks are the same.
-//!
-//! The only public item is [`vfs_name`]; nothing here is part of the C API.
+//! The only item the store uses is [`vfs_name`]; nothing here is part of
+//! the C API.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use rusqlite::ffi;
+use libsqlite3_sys as ffi;
+
+use crate::store::sqlite::wal_gather::Gather;
 
 /// The name this VFS is registered under.
 const NAME: &CStr = c"jobq-unix";
-/// Gathered bytes that are written out even before a commit frame
-/// (a large transaction that spills pages).
-const MAX_GATHER: usize = 1 << 20;
-/// Most bytes handed to the default VFS's write at once.
-const MAX_WRITE: usize = 64 * 1024;
-/// Size of a WAL frame header.
-const FRAME_HEADER: usize = 24;
-
 /// The open WAL file: our methods, then the default VFS's file object
 /// (`szOsFile` bytes) right after this struct, in the memory SQLite
 /// allocated for the file.
@@ -47,12 +26,7 @@ struct WalFile {
     base: ffi::sqlite3_file,
     /// The default VFS's file object (inside the same allocation).
     real: *mut ffi::sqlite3_file,
-    /// Bytes not written yet, for offsets `at..at + pending.len()`.
-    pending: Vec<u8>,
-    at: i64,
-    /// The last write was the header of a commit frame: its page ends the
-    /// transaction's frames.
-    commit_next: bool,
+    gather: Gather,
 }
 
 /// The default VFS, found once.
@@ -176,13 +150,7 @@ unsafe extern "C" fn x_open(
     unsafe {
         std::ptr::write(
             wal,
-            WalFile {
-                base: ffi::sqlite3_file { pMethods: &WAL_METHODS },
-                real: real_file,
-                pending: Vec::new(),
-                at: 0,
-                commit_next: false,
-            },
+            WalFile { base: ffi::sqlite3_file { pMethods: &WAL_METHODS }, real: real_file, gather: Gather::default() },
         )
     };
     ffi::SQLITE_OK
@@ -198,43 +166,38 @@ unsafe fn wal<'a>(file: *mut ffi::sqlite3_file) -> &'a mut WalFile {
     unsafe { &mut *file.cast::<WalFile>() }
 }
 
-/// The default VFS's methods of the file.
-fn methods(w: &WalFile) -> &'static ffi::sqlite3_io_methods {
-    // SAFETY: w.real was opened by the default VFS, which set pMethods to
-    // its static method table (non-NULL after a successful open).
-    unsafe { &*(*w.real).pMethods }
+/// The default VFS's methods of its open file `real` (a WalFile's `real`).
+fn methods(real: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
+    // SAFETY: real was opened by the default VFS, which set pMethods to its
+    // static method table (non-NULL after a successful open).
+    unsafe { &*(*real).pMethods }
 }
 
-/// Writes the gathered bytes; on failure they are dropped (SQLite rolls the
-/// transaction back on the error, and frames past the index's end are
-/// never read).
+/// Writes what `w` gathered, through the default VFS.
 fn flush(w: &mut WalFile) -> c_int {
-    w.commit_next = false;
-    if w.pending.is_empty() {
-        return ffi::SQLITE_OK;
-    }
-    let Some(write) = methods(w).xWrite else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    let mut rc = ffi::SQLITE_OK;
-    let mut at = w.at;
-    // The unix VFS writes at most 128 KiB - 1 bytes per call (it masks the
-    // length: SQLite itself never writes more than a page at once), so
-    // larger runs go out in parts.
-    for part in w.pending.chunks(MAX_WRITE) {
-        // SAFETY: w.real is the open default-VFS file; `part` is a live
-        // buffer of part.len() (<= MAX_WRITE, fits c_int) bytes.
-        rc = unsafe { write(w.real, part.as_ptr().cast::<c_void>(), part.len() as c_int, at) };
-        if rc != ffi::SQLITE_OK {
-            break;
+    let real = w.real;
+    status(w.gather.flush(&mut real_write(real)))
+}
+
+/// The default VFS's write of `real`, for a `Gather`.
+fn real_write(real: *mut ffi::sqlite3_file) -> impl FnMut(&[u8], i64) -> Result<(), c_int> {
+    move |buf, at| {
+        let Some(write) = methods(real).xWrite else {
+            return Err(ffi::SQLITE_IOERR_WRITE);
+        };
+        let Ok(len) = c_int::try_from(buf.len()) else {
+            return Err(ffi::SQLITE_IOERR_WRITE);
+        };
+        // SAFETY: real is the open default-VFS file; buf is live for len bytes.
+        match unsafe { write(real, buf.as_ptr().cast::<c_void>(), len, at) } {
+            ffi::SQLITE_OK => Ok(()),
+            rc => Err(rc),
         }
-        at = at.saturating_add(part.len() as i64);
     }
-    w.pending.clear();
-    if w.pending.capacity() > MAX_GATHER {
-        w.pending = Vec::new();
-    }
-    rc
+}
+
+fn status(r: Result<(), c_int>) -> c_int {
+    r.err().unwrap_or(ffi::SQLITE_OK)
 }
 
 /// Runs `f` and turns a panic (there should be none) into an I/O error.
@@ -249,35 +212,16 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, data: *const c_void, 
         let Ok(len) = usize::try_from(amount) else {
             return ffi::SQLITE_IOERR_WRITE;
         };
-        if data.is_null() && len > 0 {
-            return ffi::SQLITE_IOERR_WRITE;
-        }
-        // Taken before any flush below, which clears it.
-        let ends_commit = std::mem::take(&mut w.commit_next);
-        let follows = !w.pending.is_empty() && offset == w.at.saturating_add(w.pending.len() as i64);
-        if !follows {
-            let rc = flush(w);
-            if rc != ffi::SQLITE_OK {
-                return rc;
-            }
-            w.at = offset;
-        }
         let bytes: &[u8] = if len == 0 {
             &[]
+        } else if data.is_null() {
+            return ffi::SQLITE_IOERR_WRITE;
         } else {
             // SAFETY: SQLite passes `amount` readable bytes at `data` (checked non-NULL).
             unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
         };
-        w.pending.extend_from_slice(bytes);
-        if ends_commit || w.pending.len() >= MAX_GATHER {
-            return flush(w);
-        }
-        // A frame header whose "database size after commit" (bytes 4..8,
-        // big-endian) is nonzero: the next write, its page, ends a commit.
-        if len == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0] {
-            w.commit_next = true;
-        }
-        ffi::SQLITE_OK
+        let real = w.real;
+        status(w.gather.write(bytes, offset, &mut real_write(real)))
     })
 }
 
@@ -285,9 +229,9 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls this once on a WAL file opened by x_open.
     let w = unsafe { wal(file) };
     let rc = guarded(|| flush(w));
-    let close = methods(w).xClose;
+    let close = methods(w.real).xClose;
     // SAFETY: drops the buffer exactly once; the object is not used again.
-    unsafe { std::ptr::drop_in_place(&mut w.pending) };
+    unsafe { std::ptr::drop_in_place(&mut w.gather) };
     let closed = match close {
         // SAFETY: closes the default VFS's open file.
         Some(close) => unsafe { close(w.real) },
@@ -311,7 +255,7 @@ macro_rules! forward {
                 if rc != ffi::SQLITE_OK {
                     return rc;
                 }
-                match methods(w).$pick {
+                match methods(w.real).$pick {
                     // SAFETY: the default VFS's method on its own open file,
                     // with SQLite's arguments unchanged.
                     Some(f) => unsafe { f(w.real $(, $arg)*) },
@@ -334,7 +278,7 @@ forward!(x_file_control, xFileControl, (op: c_int, arg: *mut c_void));
 unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls this on a WAL file opened by x_open.
     let w = unsafe { wal(file) };
-    match methods(w).xSectorSize {
+    match methods(w.real).xSectorSize {
         // SAFETY: the default VFS's method on its own open file.
         Some(f) => unsafe { f(w.real) },
         None => 4096,
@@ -344,7 +288,7 @@ unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
 unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls this on a WAL file opened by x_open.
     let w = unsafe { wal(file) };
-    match methods(w).xDeviceCharacteristics {
+    match methods(w.real).xDeviceCharacteristics {
         // SAFETY: the default VFS's method on its own open file.
         Some(f) => unsafe { f(w.real) },
         None => 0,

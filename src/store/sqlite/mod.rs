@@ -22,6 +22,7 @@ mod error;
 mod process;
 mod sql;
 mod sync;
+pub(crate) mod wal_gather;
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;

@@ -154,7 +154,7 @@ pub(crate) fn connect(path: &Path, config: &Config) -> Result<Conn> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    // The VFS that writes a transaction's WAL frames at once (ffi/vfs.rs);
+    // The VFS that writes a transaction's WAL frames at once (wal_gather.rs);
     // the default one if it could not be registered.
     let conn = match crate::ffi::vfs::vfs_name() {
         Ok(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
